@@ -1,0 +1,50 @@
+"""A stand-in for luffy's workers, for local runs and end-to-end tests.
+
+The real tasks live in the luffy codebase. This worker registers a task under each
+catalogue task name that logs the call and appends it, with its service id, to a JSON-lines
+file, so a person or a test can see what beat sent:
+
+    celery -A demo.worker worker -Q default --loglevel INFO
+"""
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import django
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "luffy_admin.settings")
+django.setup()
+
+from django.conf import settings  # noqa: E402  (needs django.setup() first)
+
+from schedules.catalogue import get_catalogue  # noqa: E402
+
+logger = logging.getLogger("luffy.demo")
+
+app = Celery("luffy_demo")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+RECORD_FILE = Path(os.environ.get("LUFFY_DEMO_RECORD_FILE", settings.VAR_DIR / "demo-calls.jsonl"))
+
+
+def stand_in(self, service_id):
+    call = {
+        "task": self.name,
+        "service_id": service_id,
+        "task_id": self.request.id,
+        # django-celery-beat adds this header to every message beat sends; run-now has none.
+        "periodic_task_name": getattr(self.request, "periodic_task_name", None),
+        "received_at": time.time(),
+    }
+    logger.info("demo worker ran %s for service %s (task id %s)", self.name, service_id, self.request.id)
+    with RECORD_FILE.open("a") as record:
+        record.write(json.dumps(call) + "\n")
+    return call
+
+
+for entry in get_catalogue().values():
+    app.task(name=entry.task, bind=True)(stand_in)

@@ -1,0 +1,33 @@
+"""Service-to-service authentication with hashed API keys (djangorestframework-api-key).
+
+Callers send ``Authorization: Token <key>`` or ``Authorization: Api-Key <key>``; keys are
+created and revoked with ``manage.py api_key``.
+"""
+
+from rest_framework import authentication, exceptions
+from rest_framework_api_key.models import APIKey
+
+KEYWORDS = ("Token", "Api-Key")
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].decode("latin-1") not in KEYWORDS:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected '<keyword> <key>'.")
+        try:
+            key = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid API key.") from None
+        try:
+            api_key = APIKey.objects.get_from_key(key)
+        except APIKey.DoesNotExist:
+            raise exceptions.AuthenticationFailed("Invalid API key.") from None
+        if api_key.has_expired or api_key.revoked:
+            raise exceptions.AuthenticationFailed("This API key has been revoked or has expired.")
+        return (None, api_key)
+
+    def authenticate_header(self, request):
+        return KEYWORDS[0]

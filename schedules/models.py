@@ -1,0 +1,134 @@
+"""Services, their schedules and the audit trail.
+
+Timing and run state are not stored here: each TaskSchedule owns one django-celery-beat
+PeriodicTask, which beat reads. Only ``schedules/services.py`` writes these models.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django_celery_beat.models import PeriodicTask
+
+SERVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}\Z"
+service_id_validator = RegexValidator(
+    SERVICE_ID_PATTERN,
+    message=(
+        "A service id is 1-63 characters: lowercase letters, digits, '-' and '_', "
+        "starting with a letter or digit."
+    ),
+)
+
+
+class Service(models.Model):
+    id = models.CharField(
+        primary_key=True,
+        max_length=63,
+        validators=[service_id_validator],
+        verbose_name="service id",
+        help_text="Slug the luffy platform knows the service by. Example: web-app",
+    )
+    name = models.CharField(
+        max_length=200,
+        verbose_name="name",
+        help_text="Human name of the service. Example: Web application",
+    )
+    description = models.TextField(
+        blank=True,
+        default="",
+        verbose_name="description",
+        help_text="What the service is, for operators. Example: Customer-facing storefront",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="created at")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="updated at")
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "service"
+        verbose_name_plural = "services"
+
+    def __str__(self):
+        return self.id
+
+
+class TaskSchedule(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    service = models.ForeignKey(
+        Service,
+        on_delete=models.CASCADE,
+        related_name="schedules",
+        verbose_name="service",
+        help_text="The service the task runs for; beat sends its id as the task's argument.",
+    )
+    task_name = models.CharField(
+        max_length=100,
+        verbose_name="task",
+        help_text="Catalogue task to run. Example: fetch_logs",
+    )
+    # PROTECT: deleting a shared CrontabSchedule or IntervalSchedule in django-celery-beat's
+    # admin would CASCADE to this PeriodicTask and silently drop the service's schedule.
+    # Only services.schedule_delete removes the PeriodicTask, after this row.
+    periodic_task = models.OneToOneField(
+        PeriodicTask,
+        on_delete=models.PROTECT,
+        related_name="luffy_schedule",
+        verbose_name="beat entry",
+        help_text="The django-celery-beat row beat reads; holds timing, enabled and run state.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="created at")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="updated at")
+
+    class Meta:
+        ordering = ["service_id", "task_name", "created_at"]
+        verbose_name = "schedule"
+        verbose_name_plural = "schedules"
+        indexes = [models.Index(fields=["task_name"])]
+
+    def __str__(self):
+        return f"{self.service_id} / {self.task_name}"
+
+
+class AuditEvent(models.Model):
+    """One change made through the write path: who, when, what, before and after."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", "create"
+        UPDATE = "update", "update"
+        TOGGLE = "toggle", "toggle"
+        DELETE = "delete", "delete"
+        RUN_NOW = "run_now", "run now"
+
+    class Target(models.TextChoices):
+        SERVICE = "service", "service"
+        SCHEDULE = "schedule", "schedule"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="when")
+    actor = models.CharField(
+        max_length=200,
+        verbose_name="who",
+        help_text="User or API key that made the change. Example: user:alice, api-key:fastapi",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="user",
+    )
+    action = models.CharField(max_length=20, choices=Action.choices, verbose_name="action")
+    target = models.CharField(max_length=20, choices=Target.choices, verbose_name="target")
+    # Plain values, not foreign keys: the trail outlives what it describes.
+    service_id = models.CharField(max_length=63, db_index=True, verbose_name="service id")
+    schedule_id = models.UUIDField(null=True, blank=True, db_index=True, verbose_name="schedule id")
+    before = models.JSONField(null=True, blank=True, verbose_name="before")
+    after = models.JSONField(null=True, blank=True, verbose_name="after")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit event"
+        verbose_name_plural = "audit events"
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"

@@ -1,0 +1,75 @@
+"""Reads. Lists fetch their beat rows in the same query, so a page costs a constant number of queries."""
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db.models import Count, QuerySet
+
+from . import timing
+from .models import AuditEvent, Service, TaskSchedule
+
+
+def schedule_timing(schedule: TaskSchedule) -> timing.Timing:
+    """The timing as stored in the schedule's django-celery-beat rows."""
+    periodic_task = schedule.periodic_task
+    if periodic_task.crontab_id is not None:
+        row = periodic_task.crontab
+        return timing.Timing(
+            schedule_type=timing.CRON,
+            cron_expression=" ".join(
+                (row.minute, row.hour, row.day_of_month, row.month_of_year, row.day_of_week)
+            ),
+            interval_seconds=None,
+            timezone=str(row.timezone),
+        )
+    return timing.Timing(
+        schedule_type=timing.INTERVAL,
+        cron_expression=None,
+        interval_seconds=periodic_task.interval.every,
+        timezone=timing.UTC,
+    )
+
+
+def schedule_next_run(schedule: TaskSchedule) -> datetime | None:
+    """When beat will send it next; None while disabled."""
+    periodic_task = schedule.periodic_task
+    if not periodic_task.enabled:
+        return None
+    anchor = periodic_task.last_run_at or periodic_task.date_changed
+    return timing.next_run(schedule_timing(schedule), anchor=anchor)
+
+
+def _schedules() -> QuerySet[TaskSchedule]:
+    return TaskSchedule.objects.select_related(
+        "service", "periodic_task__crontab", "periodic_task__interval"
+    )
+
+
+def schedule_list(*, service: Service | None = None, task_name: str | None = None, enabled: bool | None = None):
+    schedules = _schedules()
+    if service is not None:
+        schedules = schedules.filter(service=service)
+    if task_name is not None:
+        schedules = schedules.filter(task_name=task_name)
+    if enabled is not None:
+        schedules = schedules.filter(periodic_task__enabled=enabled)
+    return schedules
+
+
+def schedule_get(schedule_id) -> TaskSchedule | None:
+    try:
+        return _schedules().filter(pk=schedule_id).first()
+    except ValidationError:
+        return None  # not a UUID: no such schedule
+
+
+def service_list():
+    return Service.objects.annotate(schedule_count=Count("schedules"))
+
+
+def service_get(service_id: str) -> Service | None:
+    return Service.objects.filter(pk=service_id).first()
+
+
+def schedule_history(schedule_id) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(schedule_id=schedule_id).order_by("-at", "-id")

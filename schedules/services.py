@@ -1,0 +1,430 @@
+"""Every write: services, schedules, their django-celery-beat rows, and the audit trail.
+
+The API, the admin, management commands and tasks call these functions and nothing else
+writes. Each runs in one transaction, so beat (which reads committed rows) sees a change
+whole or not at all, and a failure anywhere leaves neither our row nor the PeriodicTask.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from luffy_admin.celery import app as celery_app
+
+from . import catalogue, timing
+from .models import AuditEvent, Service, TaskSchedule
+from .selectors import schedule_timing
+
+UNSET: Any = object()
+SCHEDULE_FIELDS = ("task_name", "schedule_type", "cron_expression", "interval_seconds", "timezone", "enabled")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change, as the audit trail records it."""
+
+    label: str
+    user: Any = None
+
+    @classmethod
+    def for_user(cls, user) -> "Actor":
+        return cls(label=f"user:{user.get_username()}", user=user)
+
+    @classmethod
+    def for_api_key(cls, api_key) -> "Actor":
+        return cls(label=f"api-key:{api_key.name}")
+
+    @classmethod
+    def system(cls, name: str) -> "Actor":
+        return cls(label=f"system:{name}")
+
+
+class ConflictError(Exception):
+    """The change would duplicate something that exists (HTTP 409)."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+def _audit(*, actor: Actor, action: str, target: str, service_id: str, schedule_id=None, before=None, after=None):
+    AuditEvent.objects.create(
+        actor=actor.label,
+        user=actor.user,
+        action=action,
+        target=target,
+        service_id=service_id,
+        schedule_id=schedule_id,
+        before=before,
+        after=after,
+    )
+
+
+def _service_snapshot(service: Service) -> dict:
+    return {"id": service.id, "name": service.name, "description": service.description}
+
+
+def schedule_snapshot(schedule: TaskSchedule) -> dict:
+    current = schedule_timing(schedule)
+    return {
+        "task_name": schedule.task_name,
+        "schedule_type": current.schedule_type,
+        "cron_expression": current.cron_expression,
+        "interval_seconds": current.interval_seconds,
+        "timezone": current.timezone,
+        "enabled": schedule.periodic_task.enabled,
+    }
+
+
+# --- services -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def service_create(*, actor: Actor, service_id: str, name: str, description: str = "") -> Service:
+    service = Service(id=service_id, name=name, description=description)
+    service.full_clean(validate_unique=False)
+    try:
+        with transaction.atomic():
+            service.save(force_insert=True)
+    except IntegrityError:
+        raise ConflictError(f"Service {service_id!r} already exists.") from None
+    _audit(actor=actor, action=AuditEvent.Action.CREATE, target=AuditEvent.Target.SERVICE,
+           service_id=service.id, after=_service_snapshot(service))
+    return service
+
+
+@transaction.atomic
+def service_update(*, actor: Actor, service: Service, name: str = UNSET, description: str = UNSET) -> Service:
+    service = Service.objects.select_for_update().get(pk=service.pk)
+    before = _service_snapshot(service)
+    if name is not UNSET:
+        service.name = name
+    if description is not UNSET:
+        service.description = description
+    service.full_clean(validate_unique=False)
+    after = _service_snapshot(service)
+    if after != before:
+        service.save()
+        _audit(actor=actor, action=AuditEvent.Action.UPDATE, target=AuditEvent.Target.SERVICE,
+               service_id=service.id, before=before, after=after)
+    return service
+
+
+@transaction.atomic
+def service_put(*, actor: Actor, service_id: str, name: str, description: str = "") -> tuple[Service, bool]:
+    """Create the service or replace its fields; returns (service, created). Idempotent."""
+    existing = Service.objects.select_for_update().filter(pk=service_id).first()
+    if existing is not None:
+        return service_update(actor=actor, service=existing, name=name, description=description), False
+    try:
+        return service_create(actor=actor, service_id=service_id, name=name, description=description), True
+    except ConflictError:
+        # Created concurrently between our look-up and insert: this PUT is then an update.
+        existing = Service.objects.select_for_update().get(pk=service_id)
+        return service_update(actor=actor, service=existing, name=name, description=description), False
+
+
+@transaction.atomic
+def service_delete(*, actor: Actor, service: Service) -> None:
+    """Delete the service, its schedules and their beat rows, together."""
+    service = Service.objects.select_for_update().get(pk=service.pk)
+    schedules = list(TaskSchedule.objects.filter(service=service).select_related(
+        "periodic_task__crontab", "periodic_task__interval"
+    ))
+    for schedule in schedules:
+        _schedule_delete_rows(actor=actor, schedule=schedule)
+    _audit(actor=actor, action=AuditEvent.Action.DELETE, target=AuditEvent.Target.SERVICE,
+           service_id=service.id, before=_service_snapshot(service))
+    service.delete()
+
+
+# --- the TaskSchedule <-> PeriodicTask sync -----------------------------------------------
+
+
+def _beat_entry_name(*, service_id: str, schedule_id) -> str:
+    """Unique and stable for the schedule's life, readable in beat's log."""
+    return f"luffy:{service_id}:{schedule_id}"
+
+
+def _timing_rows(new: timing.Timing, periodic_task: PeriodicTask | None):
+    """The (crontab, interval) rows for ``new``, reusing shared rows; never deletes one."""
+    if new.schedule_type == timing.INTERVAL:
+        current = periodic_task.interval if periodic_task is not None else None
+        if current is not None and current.every == new.interval_seconds and current.period == IntervalSchedule.SECONDS:
+            return None, current
+        row = IntervalSchedule.objects.filter(every=new.interval_seconds, period=IntervalSchedule.SECONDS).first()
+        if row is None:
+            row = IntervalSchedule.objects.create(every=new.interval_seconds, period=IntervalSchedule.SECONDS)
+        return None, row
+
+    minute, hour, day_of_month, month_of_year, day_of_week = new.cron_expression.split()
+    spec = {
+        "minute": minute,
+        "hour": hour,
+        "day_of_month": day_of_month,
+        "month_of_year": month_of_year,
+        "day_of_week": day_of_week,
+        "timezone": new.timezone,
+    }
+    current = periodic_task.crontab if periodic_task is not None else None
+    if current is not None and all(str(getattr(current, key)) == value for key, value in spec.items()):
+        return current, None
+    row = CrontabSchedule.objects.filter(**spec).order_by("pk").first()
+    if row is None:
+        row = CrontabSchedule.objects.create(**spec)
+    return row, None
+
+
+def _sync_periodic_task(
+    *,
+    periodic_task: PeriodicTask,
+    service_id: str,
+    schedule_id,
+    task: catalogue.CatalogueTask,
+    new_timing: timing.Timing,
+    enabled: bool,
+    restart_timing: bool,
+) -> PeriodicTask:
+    """Make the PeriodicTask match the schedule; save (and so bump beat) only on a change.
+
+    ``restart_timing`` clears ``last_run_at`` so beat anchors on this save's
+    ``date_changed``: the next run is the first slot of the timing after now, with no
+    catch-up run for slots "missed" under the old timing.
+    """
+    crontab, interval = _timing_rows(new_timing, periodic_task if periodic_task.pk else None)
+    desired = {
+        "name": _beat_entry_name(service_id=service_id, schedule_id=schedule_id),
+        "task": task.task,
+        "args": json.dumps([service_id]),
+        "kwargs": "{}",
+        "queue": task.queue,
+        "crontab_id": crontab.pk if crontab else None,
+        "interval_id": interval.pk if interval else None,
+        "solar_id": None,
+        "clocked_id": None,
+        "one_off": False,
+        "start_time": None,
+        "expires": None,
+        "enabled": enabled,
+        "description": new_timing.description,
+    }
+    changed = periodic_task.pk is None or restart_timing or any(
+        getattr(periodic_task, field) != value for field, value in desired.items()
+    )
+    if not changed:
+        return periodic_task
+    for field, value in desired.items():
+        setattr(periodic_task, field, value)
+    periodic_task.crontab, periodic_task.interval = crontab, interval
+    if restart_timing:
+        periodic_task.last_run_at = None
+    # PeriodicTask.save() bumps PeriodicTasks.last_update, which is how beat notices.
+    periodic_task.save()
+    return periodic_task
+
+
+def _lock_service(service_id: str) -> Service:
+    """Serialise writes to one service's schedules (duplicate check, concurrent updates)."""
+    return Service.objects.select_for_update().get(pk=service_id)
+
+
+def _require_task(task_name) -> catalogue.CatalogueTask:
+    task = catalogue.get_task(task_name) if isinstance(task_name, str) else None
+    if task is None:
+        raise ValidationError({"task_name": [
+            f"{task_name!r} is not a catalogue task; choose one of {', '.join(catalogue.task_names())}."
+        ]})
+    return task
+
+
+def _require_bool(value, field: str) -> bool:
+    if type(value) is not bool:
+        raise ValidationError({field: [f"{field} must be true or false."]})
+    return value
+
+
+def _refuse_duplicate(*, service: Service, task_name: str, new_timing: timing.Timing, exclude=None):
+    candidates = TaskSchedule.objects.filter(service=service, task_name=task_name)
+    if new_timing.schedule_type == timing.CRON:
+        minute, hour, day_of_month, month_of_year, day_of_week = new_timing.cron_expression.split()
+        candidates = candidates.filter(
+            periodic_task__crontab__minute=minute,
+            periodic_task__crontab__hour=hour,
+            periodic_task__crontab__day_of_month=day_of_month,
+            periodic_task__crontab__month_of_year=month_of_year,
+            periodic_task__crontab__day_of_week=day_of_week,
+            periodic_task__crontab__timezone=new_timing.timezone,
+        )
+    else:
+        candidates = candidates.filter(
+            periodic_task__interval__every=new_timing.interval_seconds,
+            periodic_task__interval__period=IntervalSchedule.SECONDS,
+        )
+    if exclude is not None:
+        candidates = candidates.exclude(pk=exclude.pk)
+    duplicate = candidates.first()
+    if duplicate is not None:
+        raise ConflictError(
+            f"Service {service.id!r} already has this {task_name} schedule (id {duplicate.pk})."
+        )
+
+
+# --- schedules ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def schedule_create(
+    *,
+    actor: Actor,
+    service: Service,
+    task_name: str,
+    schedule_type: str = timing.CRON,
+    cron_expression: str | None = None,
+    interval_seconds: int | None = None,
+    timezone: str = timing.UTC,
+    enabled: bool = True,
+) -> TaskSchedule:
+    task = _require_task(task_name)
+    new_timing = timing.validate_timing(
+        task=task,
+        schedule_type=schedule_type,
+        cron_expression=cron_expression,
+        interval_seconds=interval_seconds,
+        timezone=timezone,
+    )
+    enabled = _require_bool(enabled, "enabled")
+    service = _lock_service(service.pk)
+    _refuse_duplicate(service=service, task_name=task.name, new_timing=new_timing)
+
+    schedule_id = uuid.uuid4()
+    periodic_task = _sync_periodic_task(
+        periodic_task=PeriodicTask(),
+        service_id=service.id,
+        schedule_id=schedule_id,
+        task=task,
+        new_timing=new_timing,
+        enabled=enabled,
+        restart_timing=True,
+    )
+    schedule = TaskSchedule.objects.create(
+        id=schedule_id, service=service, task_name=task.name, periodic_task=periodic_task
+    )
+    _audit(actor=actor, action=AuditEvent.Action.CREATE, target=AuditEvent.Target.SCHEDULE,
+           service_id=service.id, schedule_id=schedule.pk, after=schedule_snapshot(schedule))
+    return schedule
+
+
+def _locked_schedule(schedule: TaskSchedule) -> TaskSchedule:
+    _lock_service(schedule.service_id)
+    return TaskSchedule.objects.select_related(
+        "service", "periodic_task__crontab", "periodic_task__interval"
+    ).get(pk=schedule.pk)
+
+
+@transaction.atomic
+def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskSchedule:
+    """Change only the given fields; switching type clears the other type's field.
+
+    Accepts any of ``task_name``, ``schedule_type``, ``cron_expression``,
+    ``interval_seconds``, ``timezone``, ``enabled``.
+    """
+    unknown = set(changes) - set(SCHEDULE_FIELDS)
+    if unknown:
+        raise ValidationError({field: ["Unknown field."] for field in sorted(unknown)})
+    schedule = _locked_schedule(schedule)
+    before = schedule_snapshot(schedule)
+
+    task = _require_task(changes.get("task_name", schedule.task_name))
+    new_type = changes.get("schedule_type", before["schedule_type"])
+    if new_type == before["schedule_type"]:
+        merged = {key: changes.get(key, before[key]) for key in ("cron_expression", "interval_seconds", "timezone")}
+    else:
+        merged = {
+            "cron_expression": changes.get("cron_expression"),
+            "interval_seconds": changes.get("interval_seconds"),
+            "timezone": changes.get("timezone", before["timezone"] if new_type == timing.CRON else timing.UTC),
+        }
+    new_timing = timing.validate_timing(task=task, schedule_type=new_type, **merged)
+    enabled = _require_bool(changes.get("enabled", before["enabled"]), "enabled")
+
+    timing_changed = new_timing != schedule_timing(schedule)
+    if timing_changed or task.name != schedule.task_name:
+        _refuse_duplicate(service=schedule.service, task_name=task.name, new_timing=new_timing, exclude=schedule)
+
+    _sync_periodic_task(
+        periodic_task=schedule.periodic_task,
+        service_id=schedule.service_id,
+        schedule_id=schedule.pk,
+        task=task,
+        new_timing=new_timing,
+        enabled=enabled,
+        restart_timing=timing_changed or (enabled and not before["enabled"]),
+    )
+    schedule.task_name = task.name
+    after = schedule_snapshot(schedule)
+    if after != before:
+        schedule.save()
+        _audit(actor=actor, action=AuditEvent.Action.UPDATE, target=AuditEvent.Target.SCHEDULE,
+               service_id=schedule.service_id, schedule_id=schedule.pk, before=before, after=after)
+    return schedule
+
+
+@transaction.atomic
+def schedule_set_enabled(*, actor: Actor, schedule: TaskSchedule, enabled: bool) -> TaskSchedule:
+    enabled = _require_bool(enabled, "enabled")
+    schedule = _locked_schedule(schedule)
+    before = schedule_snapshot(schedule)
+    if before["enabled"] == enabled:
+        return schedule
+    _sync_periodic_task(
+        periodic_task=schedule.periodic_task,
+        service_id=schedule.service_id,
+        schedule_id=schedule.pk,
+        task=_require_task(schedule.task_name),
+        new_timing=schedule_timing(schedule),
+        enabled=enabled,
+        restart_timing=enabled,
+    )
+    schedule.save(update_fields=["updated_at"])
+    _audit(actor=actor, action=AuditEvent.Action.TOGGLE, target=AuditEvent.Target.SCHEDULE,
+           service_id=schedule.service_id, schedule_id=schedule.pk, before=before,
+           after=schedule_snapshot(schedule))
+    return schedule
+
+
+def _schedule_delete_rows(*, actor: Actor, schedule: TaskSchedule) -> None:
+    _audit(actor=actor, action=AuditEvent.Action.DELETE, target=AuditEvent.Target.SCHEDULE,
+           service_id=schedule.service_id, schedule_id=schedule.pk, before=schedule_snapshot(schedule))
+    periodic_task = schedule.periodic_task
+    schedule.delete()
+    # Instance delete (not a queryset delete) so beat's change bump happens. The timing row
+    # stays: it may be shared with other tasks.
+    periodic_task.delete()
+
+
+@transaction.atomic
+def schedule_delete(*, actor: Actor, schedule: TaskSchedule) -> None:
+    _schedule_delete_rows(actor=actor, schedule=_locked_schedule(schedule))
+
+
+@transaction.atomic
+def schedule_run_now(*, actor: Actor, schedule: TaskSchedule) -> str:
+    """Send the task once, now, after commit; returns the Celery task id."""
+    schedule = _locked_schedule(schedule)
+    task = _require_task(schedule.task_name)
+    task_id = str(uuid.uuid4())
+    _audit(actor=actor, action=AuditEvent.Action.RUN_NOW, target=AuditEvent.Target.SCHEDULE,
+           service_id=schedule.service_id, schedule_id=schedule.pk,
+           before=schedule_snapshot(schedule), after={"task_id": task_id})
+    transaction.on_commit(lambda: celery_app.send_task(
+        task.task, args=[schedule.service_id], queue=task.queue, task_id=task_id
+    ))
+    return task_id

@@ -1,0 +1,34 @@
+"""Fixtures built through the write path, so every row has its beat counterpart."""
+
+import pytest
+
+from schedules import services
+
+
+@pytest.fixture
+def actor():
+    return services.Actor.system("tests")
+
+
+@pytest.fixture
+def make_service(actor):
+    def make(service_id="web-app", name="Web application", description=""):
+        return services.service_create(actor=actor, service_id=service_id, name=name, description=description)
+
+    return make
+
+
+@pytest.fixture
+def service(make_service):
+    return make_service()
+
+
+@pytest.fixture
+def make_schedule(actor, service):
+    def make(target=None, **fields):
+        fields.setdefault("task_name", "fetch_logs")
+        if fields.get("schedule_type") != "interval":
+            fields.setdefault("cron_expression", "*/15 * * * *")
+        return services.schedule_create(actor=actor, service=target or service, **fields)
+
+    return make

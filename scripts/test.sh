@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command (`make test`): PostgreSQL + Redis, the whole suite, and the drift checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/services.sh
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+
+ensure_postgres
+ensure_redis
+
+# Tests run against PostgreSQL and Redis unless the caller chose others.
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/luffy_admin}
+export CELERY_BROKER_URL=${CELERY_BROKER_URL:-redis://127.0.0.1:6379/14}
+export LUFFY_VAR_DIR=${LUFFY_VAR_DIR:-$PWD/var/test}
+
+echo "== migrations match the models"
+"$PY" manage.py makemigrations --check --dry-run
+
+echo "== deployment checks in production mode"
+DJANGO_ENV=production DJANGO_SECRET_KEY="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+  DJANGO_ALLOWED_HOSTS=luffy.example.com "$PY" manage.py check --deploy --fail-level WARNING
+
+if command -v docker-compose >/dev/null; then
+  echo "== docker-compose.yml is valid"
+  DJANGO_SECRET_KEY=validation-only docker-compose config -q
+else
+  echo "== docker-compose.yml not validated: docker-compose is not installed (apt-get install docker-compose)"
+fi
+
+echo "== test suite"
+exec "$PY" -m pytest "$@"
