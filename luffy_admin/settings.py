@@ -88,15 +88,11 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # A dead database must fail a request fast, not hang it (the health check relies on this).
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
-    test_name = env.str("LUFFY_TEST_DATABASE_NAME", default="")
-    if test_name:
-        DATABASES["default"]["TEST"] = {"NAME": test_name}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # SQLite waits for a writer (beat, the web server) instead of failing with "database is locked".
