@@ -32,9 +32,9 @@ admin.site.site_title = "luffy-admin"
 admin.site.index_title = "Services and their task schedules"
 
 
-def utc(moment: datetime | None) -> str | None:
-    """Readable UTC, e.g. '2026-11-27 12:15:00 UTC'; None shows as the admin's empty value."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else None
+def utc(moment: datetime | None) -> str:
+    """Readable UTC, e.g. '2026-11-27 12:15:00 UTC'; '-' for never."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
 def _plural(count: int, noun: str) -> str:
@@ -126,6 +126,11 @@ class AuditEventAdmin(admin.ModelAdmin):
 class ScheduleColumns:
     """Columns a schedule shows in the schedules list and on its service's page."""
 
+    @admin.display(description="service", ordering="service_id")
+    def service_link(self, schedule):
+        url = reverse("admin:schedules_service_change", args=[schedule.service_id])
+        return format_html('<a href="{}">{}</a>', url, schedule.service_id)
+
     @admin.display(description="task", ordering="task_name")
     def task(self, schedule):
         return schedule.task_name
@@ -188,7 +193,7 @@ class ScheduleTypeFilter(admin.SimpleListFilter):
 class TaskScheduleAdmin(ScheduleColumns, admin.ModelAdmin):
     form = ScheduleForm
     list_display = (
-        "service", "task", "timing_words", "timing_spec", "timezone", "enabled", "last_run", "next_run",
+        "service_link", "task", "timing_words", "timing_spec", "timezone", "enabled", "last_run", "next_run",
     )
     list_display_links = ("task", "timing_words")
     list_filter = ("service", TaskFilter, ScheduleTypeFilter, ("periodic_task__enabled", admin.BooleanFieldListFilter))

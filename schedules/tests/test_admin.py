@@ -181,7 +181,7 @@ def test_schedule_list_shows_timing_in_words_and_runs(admin_client, make_schedul
     assert rows == [
         ["fetch_logs", "At 09:00, Monday through Friday", "0 9 * * 1-5", "Europe/Paris", True,
          utc(selectors.schedule_next_run(schedule))],
-        ["index_code", "Every 15 minutes", "every 900 s", "UTC", False, None],
+        ["index_code", "Every 15 minutes", "every 900 s", "UTC", False, "-"],
     ]
     assert utc(selectors.schedule_next_run(schedule)).endswith(" UTC")
     assert "At 09:00, Monday through Friday" in response.content.decode()
