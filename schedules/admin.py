@@ -55,14 +55,31 @@ def _copy_fields(target, source) -> None:
 # --- the audit trail ------------------------------------------------------------------------
 
 
+# Audit snapshots are JSON objects; show their keys in the order of the forms.
+_AUDIT_KEY_ORDER = {key: position for position, key in enumerate(
+    ("id", "name", "description", *services.SCHEDULE_FIELDS, "task_id")
+)}
+
+
 def audit_changes(event: AuditEvent) -> list[tuple[str, object, object]]:
-    """(field, before, after) for each value the event changed or recorded."""
+    """(field, before, after): what an update or toggle changed, what a create or run-now
+    recorded, what a delete removed."""
     before, after = event.before or {}, event.after or {}
-    return [
-        (key, before.get(key), after.get(key))
-        for key in dict.fromkeys([*before, *after])
-        if before.get(key) != after.get(key) or event.action == AuditEvent.Action.DELETE
-    ]
+    if event.action == AuditEvent.Action.DELETE:
+        recorded = [(key, value, None) for key, value in before.items()]
+    elif event.action in (AuditEvent.Action.CREATE, AuditEvent.Action.RUN_NOW):
+        recorded = [(key, None, value) for key, value in after.items() if value is not None]
+    else:
+        recorded = [
+            (key, before.get(key), after.get(key))
+            for key in {*before, *after}
+            if before.get(key) != after.get(key)
+        ]
+    return sorted(recorded, key=lambda row: (_AUDIT_KEY_ORDER.get(row[0], len(_AUDIT_KEY_ORDER)), row[0]))
+
+
+def _audit_value(value) -> str:
+    return "-" if value is None else str(value)
 
 
 def audit_history_view(model_admin, request, obj, events):
@@ -97,11 +114,18 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="schedule")
     def schedule(self, event):
-        return str(event.schedule_id) if event.schedule_id else None
+        if event.schedule_id is None:
+            return None
+        return format_html('<span title="{}">{}…</span>', event.schedule_id, str(event.schedule_id)[:8])
 
     @admin.display(description="change")
     def summary(self, event):
-        return "; ".join(f"{key}: {old!r} → {new!r}" for key, old, new in audit_changes(event)) or None
+        changes = audit_changes(event)
+        if event.action in (AuditEvent.Action.UPDATE, AuditEvent.Action.TOGGLE):
+            parts = [f"{key}: {_audit_value(old)} → {_audit_value(new)}" for key, old, new in changes]
+        else:
+            parts = [f"{key}={_audit_value(new if old is None else old)}" for key, old, new in changes]
+        return "; ".join(parts) or None
 
     def get_search_results(self, request, queryset, search_term):
         try:
@@ -236,6 +260,16 @@ class TaskScheduleAdmin(ScheduleColumns, admin.ModelAdmin):
     @admin.display(description="updated")
     def updated(self, schedule):
         return utc(schedule.updated_at)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The form checked with schedule_validate; a concurrent change can still make the
+        # write refuse (e.g. someone saved the same timing meanwhile): say so, do not 500.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except (ValidationError, services.ConflictError) as exc:
+            detail = exc.detail if isinstance(exc, services.ConflictError) else " ".join(exc.messages)
+            self.message_user(request, f"Nothing was saved: {detail}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request, obj, form, change):
         if change:

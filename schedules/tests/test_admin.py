@@ -4,6 +4,7 @@ import json
 from http import HTTPStatus
 
 import pytest
+from django import forms
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.messages import get_messages
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
@@ -11,6 +12,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from luffy_admin.celery import app as celery_app
 from schedules import selectors, services
 from schedules.admin import utc
+from schedules.forms import ScheduleForm
 from schedules.models import AuditEvent, Service, TaskSchedule
 
 pytestmark = pytest.mark.django_db
@@ -296,6 +298,20 @@ def test_schedule_add_duplicate_is_refused_on_the_form(admin_client, make_schedu
     assert TaskSchedule.objects.count() == 1
 
 
+def test_schedule_write_refused_after_the_form_passed_is_a_message(admin_client, make_schedule, monkeypatch):
+    """If the write refuses what the form accepted (a concurrent duplicate), the page says so; no 500."""
+    existing = make_schedule(cron_expression="*/15 * * * *")
+    monkeypatch.setattr(ScheduleForm, "clean", forms.ModelForm.clean)
+    url = f"{SCHEDULES_URL}add/?service=web-app"
+    response = admin_client.post(url, _schedule_post(cron_expression="*/15 * * * *"))
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == url
+    assert _messages(response) == [
+        f"Nothing was saved: Service 'web-app' already has this fetch_logs schedule (id {existing.pk})."
+    ]
+    assert (TaskSchedule.objects.count(), PeriodicTask.objects.count()) == (1, 1)
+
+
 def test_schedule_edit_form_shows_the_current_timing(admin_client, make_schedule):
     """The change form starts from the PeriodicTask's timing and status."""
     schedule = make_schedule(cron_expression="0 2 * * *", timezone="Asia/Tokyo")
@@ -423,16 +439,26 @@ def test_schedule_history_shows_who_changed_what(admin_client, make_schedule):
     assert "user:admin" in response.content.decode()
 
 
-def test_audit_events_are_listed_read_only(admin_client, make_schedule):
-    """The audit list shows every event; nobody can add, change or delete one."""
-    schedule = make_schedule()
+def test_audit_events_are_listed_read_only(admin_client, make_schedule, actor):
+    """The audit list shows every event with a one-line summary; nobody can add, change or delete one."""
+    schedule = make_schedule(cron_expression="@hourly")
+    services.schedule_set_enabled(actor=actor, schedule=schedule, enabled=False)
+    task_id = services.schedule_run_now(actor=actor, schedule=schedule)
+    services.schedule_delete(actor=actor, schedule=schedule)
     response = admin_client.get("/admin/schedules/auditevent/", {"q": str(schedule.pk)})
-    assert [(event.action, event.target) for event in response.context["cl"].result_list] == [("create", "schedule")]
+    model_admin = response.context["cl"].model_admin
+    assert [(event.action, model_admin.summary(event)) for event in response.context["cl"].result_list] == [
+        ("delete", "task_name=fetch_logs; schedule_type=cron; cron_expression=0 * * * *; interval_seconds=-; "
+                   "timezone=UTC; enabled=False"),
+        ("run_now", f"task_id={task_id}"),
+        ("toggle", "enabled: True → False"),
+        ("create", "task_name=fetch_logs; schedule_type=cron; cron_expression=0 * * * *; timezone=UTC; enabled=True"),
+    ]
     event = AuditEvent.objects.first()
     assert admin_client.get("/admin/schedules/auditevent/add/").status_code == HTTPStatus.FORBIDDEN
     assert admin_client.post(f"/admin/schedules/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == \
         HTTPStatus.FORBIDDEN
-    assert AuditEvent.objects.count() == 2
+    assert AuditEvent.objects.count() == 5
 
 
 # --- django-celery-beat's pages -------------------------------------------------------------
@@ -487,15 +513,18 @@ def test_beat_periodic_task_form_refuses_a_broken_crontab(admin_client):
     assert not PeriodicTask.objects.exists()
 
 
-@pytest.mark.parametrize("kind", ["crontab", "interval"])
-def test_beat_timing_delete_that_would_cascade_into_schedules_is_refused(admin_client, make_schedule, kind):
-    """Deleting a timing row a service schedule uses shows Django's protected-objects refusal."""
+@pytest.mark.parametrize("kind", ["crontab", "interval", "periodic task"])
+def test_beat_delete_that_would_cascade_into_schedules_is_refused(admin_client, make_schedule, kind):
+    """Deleting a beat row a service schedule needs shows Django's protected-objects refusal."""
     if kind == "crontab":
         schedule = make_schedule()
         row, url = schedule.periodic_task.crontab, CRONTABS_URL
-    else:
+    elif kind == "interval":
         schedule = make_schedule(schedule_type="interval", interval_seconds=900)
         row, url = schedule.periodic_task.interval, "/admin/django_celery_beat/intervalschedule/"
+    else:
+        schedule = make_schedule()
+        row, url = schedule.periodic_task, PERIODIC_TASKS_URL
     single = admin_client.post(f"{url}{row.pk}/delete/", {"post": "yes"})
     bulk = admin_client.post(url, _action("delete_selected", [row], post="yes"))
     for response in (single, bulk):
