@@ -66,7 +66,7 @@ def audit_changes(event: AuditEvent) -> list[tuple[str, object, object]]:
     recorded, what a delete removed."""
     before, after = event.before or {}, event.after or {}
     if event.action == AuditEvent.Action.DELETE:
-        recorded = [(key, value, None) for key, value in before.items()]
+        recorded = [(key, value, None) for key, value in before.items() if value is not None]
     elif event.action in (AuditEvent.Action.CREATE, AuditEvent.Action.RUN_NOW):
         recorded = [(key, None, value) for key, value in after.items() if value is not None]
     else:
@@ -80,6 +80,16 @@ def audit_changes(event: AuditEvent) -> list[tuple[str, object, object]]:
 
 def _audit_value(value) -> str:
     return "-" if value is None else str(value)
+
+
+def _with_beat_entries(deleted_objects_result, beat_entries):
+    """Add the PeriodicTasks the write path deletes along (not cascades) to a delete summary."""
+    deleted, model_count, perms_needed, protected = deleted_objects_result
+    names = [f"Beat entry: {name}" for name in beat_entries.values_list("name", flat=True)]
+    if names:
+        deleted = [*deleted, *names]
+        model_count = {**model_count, PeriodicTask._meta.verbose_name_plural: len(names)}
+    return deleted, model_count, perms_needed, protected
 
 
 def audit_history_view(model_admin, request, obj, events):
@@ -287,6 +297,10 @@ class TaskScheduleAdmin(ScheduleColumns, admin.ModelAdmin):
         # Back to the service's page, where the new schedule shows with its next run.
         return HttpResponseRedirect(reverse("admin:schedules_service_change", args=[obj.service_id]))
 
+    def get_deleted_objects(self, objs, request):
+        beat_entries = PeriodicTask.objects.filter(luffy_schedule__in=[obj.pk for obj in objs])
+        return _with_beat_entries(super().get_deleted_objects(objs, request), beat_entries)
+
     def delete_model(self, request, obj):
         services.schedule_delete(actor=_actor(request), schedule=obj)
 
@@ -435,6 +449,10 @@ class ServiceAdmin(admin.ModelAdmin):
                 actor=_actor(request), service_id=data["id"], name=data["name"], description=data["description"]
             )
             _copy_fields(obj, service)
+
+    def get_deleted_objects(self, objs, request):
+        beat_entries = PeriodicTask.objects.filter(luffy_schedule__service__in=[obj.pk for obj in objs])
+        return _with_beat_entries(super().get_deleted_objects(objs, request), beat_entries)
 
     def delete_model(self, request, obj):
         services.service_delete(actor=_actor(request), service=obj)

@@ -133,9 +133,12 @@ def test_service_edit_records_before_and_after(admin_client, service):
 
 
 def test_service_delete_removes_its_schedules_and_beat_rows(admin_client, make_schedule):
-    """The delete page's confirmation deletes the service, its schedules and their PeriodicTasks."""
-    make_schedule()
-    make_schedule(task_name="index_code")
+    """The delete page lists the schedules and beat entries that go; confirming deletes them all."""
+    first, second = make_schedule(), make_schedule(task_name="index_code")
+    confirmation = admin_client.get(f"{SERVICES_URL}web-app/delete/")
+    assert dict(confirmation.context["model_count"]) == {"services": 1, "schedules": 2, "periodic tasks": 2}
+    page = confirmation.content.decode()
+    assert f"Beat entry: luffy:web-app:{first.pk}" in page and f"Beat entry: luffy:web-app:{second.pk}" in page
     response = admin_client.post(f"{SERVICES_URL}web-app/delete/", {"post": "yes"})
     assert response.status_code == HTTPStatus.FOUND
     assert (Service.objects.count(), TaskSchedule.objects.count(), PeriodicTask.objects.count()) == (0, 0, 0)
@@ -448,8 +451,7 @@ def test_audit_events_are_listed_read_only(admin_client, make_schedule, actor):
     response = admin_client.get("/admin/schedules/auditevent/", {"q": str(schedule.pk)})
     model_admin = response.context["cl"].model_admin
     assert [(event.action, model_admin.summary(event)) for event in response.context["cl"].result_list] == [
-        ("delete", "task_name=fetch_logs; schedule_type=cron; cron_expression=0 * * * *; interval_seconds=-; "
-                   "timezone=UTC; enabled=False"),
+        ("delete", "task_name=fetch_logs; schedule_type=cron; cron_expression=0 * * * *; timezone=UTC; enabled=False"),
         ("run_now", f"task_id={task_id}"),
         ("toggle", "enabled: True → False"),
         ("create", "task_name=fetch_logs; schedule_type=cron; cron_expression=0 * * * *; timezone=UTC; enabled=True"),
@@ -552,7 +554,7 @@ def test_beat_periodic_task_owned_by_a_schedule_is_view_only(admin_client, make_
     """Beat's page marks a service schedule's entry as managed, shows it read-only and refuses edits."""
     schedule = make_schedule()
     listing = admin_client.get(PERIODIC_TASKS_URL)
-    assert f"luffy-admin: web-app / fetch_logs" in listing.content.decode()
+    assert "luffy-admin: web-app / fetch_logs" in listing.content.decode()
     page = admin_client.get(f"{PERIODIC_TASKS_URL}{schedule.periodic_task_id}/change/")
     assert page.context["has_change_permission"] is False
     response = admin_client.post(f"{PERIODIC_TASKS_URL}{schedule.periodic_task_id}/change/", {
