@@ -237,6 +237,9 @@ class TaskScheduleAdmin(ScheduleColumns, admin.ModelAdmin):
     list_per_page = 50
     status_fields = ("timing_words", "last_run", "next_run", "total_run_count", "beat_entry", "created", "updated")
 
+    class Media:
+        js = ("schedules/schedule_form.js",)
+
     def get_queryset(self, request):
         return selectors.schedule_list()
 
@@ -414,6 +417,13 @@ class ServiceAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return selectors.service_list()
+
+    def response_add(self, request, obj, post_url_continue=None):
+        response = super().response_add(request, obj, post_url_continue)
+        if any(key in request.POST for key in ("_addanother", "_popup")):
+            return response
+        # A new service is there to get schedules: stay on its page, where they are added.
+        return HttpResponseRedirect(reverse("admin:schedules_service_change", args=[obj.pk]))
 
     def get_inline_instances(self, request, obj=None):
         # A new service has no schedules yet; they are added from its page once it exists.

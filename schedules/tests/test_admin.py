@@ -96,6 +96,7 @@ def test_service_add_goes_through_the_write_path(admin_client, admin_user):
     """Adding a service creates it and records the admin user in the audit trail."""
     response = admin_client.post(f"{SERVICES_URL}add/", {"id": "web-app", "name": "Web", "description": "Shop"})
     assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == f"{SERVICES_URL}web-app/change/"
     service = Service.objects.get()
     assert (service.id, service.name, service.description) == ("web-app", "Web", "Shop")
     event = AuditEvent.objects.get()

@@ -58,7 +58,8 @@ def test_operator_schedules_a_service_in_the_admin(live_server):
         page.fill("#id_id", "web-app")
         page.fill("#id_name", "Web application")
         page.fill("#id_description", "Customer-facing storefront")
-        page.click("input[name=_continue]")
+        page.click("input[name=_save]")
+        expect(page).to_have_url(re.compile(r"/admin/schedules/service/web-app/change/$"))
         expect(page.locator(".messagelist")).to_contain_text("was added successfully")
 
         page.click("#add-schedule")
@@ -77,6 +78,7 @@ def test_operator_schedules_a_service_in_the_admin(live_server):
         page.click("#add-schedule")
         page.select_option("#id_task_name", "generate_rca")
         page.check("#id_schedule_type input[value=interval]")
+        expect(page.locator("#id_cron_expression")).to_be_disabled()
         page.fill("#id_interval_seconds", "3600")
         page.click("input[name=_save]")
         expect(page).to_have_url(re.compile(r"/admin/schedules/service/web-app/change/$"))
