@@ -413,6 +413,21 @@ def test_run_now_asks_then_sends_each_task_to_the_broker(admin_client, make_sche
     )
 
 
+@pytest.mark.django_db(transaction=True)
+def test_run_now_with_the_broker_down_says_it_was_not_sent(admin_client, make_schedule, monkeypatch):
+    """A broker that refuses connections is reported per schedule, not a 500."""
+    schedule = make_schedule()
+    # A real refused connection: point the app at a closed port and drop its cached pools.
+    # Real commits (transaction=True) so the send happens inside the action, as in production.
+    monkeypatch.setitem(celery_app.conf, "broker_write_url", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(celery_app, "_pool", None)
+    monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
+    response = admin_client.post(SCHEDULES_URL, _action("run_now", [schedule], post="yes"))
+    assert response.status_code == HTTPStatus.FOUND
+    [message] = _messages(response)
+    assert message.startswith("web-app / fetch_logs not sent, the broker is unreachable: ")
+
+
 def test_schedule_delete_leaves_no_beat_row(admin_client, make_schedule):
     """Deleting from the change page goes through schedule_delete."""
     schedule = make_schedule()
