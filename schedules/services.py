@@ -280,6 +280,36 @@ def _refuse_duplicate(*, service: Service, task_name: str, new_timing: timing.Ti
 # --- schedules ----------------------------------------------------------------------------
 
 
+def schedule_validate(
+    *,
+    service: Service,
+    task_name,
+    schedule_type,
+    cron_expression,
+    interval_seconds,
+    timezone,
+    enabled,
+    schedule: TaskSchedule | None = None,
+) -> tuple[catalogue.CatalogueTask, timing.Timing]:
+    """Check a complete schedule as the write would store it; writes nothing.
+
+    Raises what ``schedule_create`` / ``schedule_update`` raise for the same values
+    (ValidationError by field, ConflictError for a duplicate of another schedule than
+    ``schedule``), so a form can show the errors before it saves.
+    """
+    task = _require_task(task_name)
+    new_timing = timing.validate_timing(
+        task=task,
+        schedule_type=schedule_type,
+        cron_expression=cron_expression,
+        interval_seconds=interval_seconds,
+        timezone=timezone,
+    )
+    _require_bool(enabled, "enabled")
+    _refuse_duplicate(service=service, task_name=task.name, new_timing=new_timing, exclude=schedule)
+    return task, new_timing
+
+
 @transaction.atomic
 def schedule_create(
     *,
@@ -292,17 +322,16 @@ def schedule_create(
     timezone: str = timing.UTC,
     enabled: bool = True,
 ) -> TaskSchedule:
-    task = _require_task(task_name)
-    new_timing = timing.validate_timing(
-        task=task,
+    service = _lock_service(service.pk)
+    task, new_timing = schedule_validate(
+        service=service,
+        task_name=task_name,
         schedule_type=schedule_type,
         cron_expression=cron_expression,
         interval_seconds=interval_seconds,
         timezone=timezone,
+        enabled=enabled,
     )
-    enabled = _require_bool(enabled, "enabled")
-    service = _lock_service(service.pk)
-    _refuse_duplicate(service=service, task_name=task.name, new_timing=new_timing)
 
     schedule_id = uuid.uuid4()
     periodic_task = _sync_periodic_task(
@@ -342,7 +371,6 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskS
     schedule = _locked_schedule(schedule)
     before = schedule_snapshot(schedule)
 
-    task = _require_task(changes.get("task_name", schedule.task_name))
     new_type = changes.get("schedule_type", before["schedule_type"])
     if new_type == before["schedule_type"]:
         merged = {key: changes.get(key, before[key]) for key in ("cron_expression", "interval_seconds", "timezone")}
@@ -352,12 +380,16 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskS
             "interval_seconds": changes.get("interval_seconds"),
             "timezone": changes.get("timezone", before["timezone"] if new_type == timing.CRON else timing.UTC),
         }
-    new_timing = timing.validate_timing(task=task, schedule_type=new_type, **merged)
-    enabled = _require_bool(changes.get("enabled", before["enabled"]), "enabled")
-
+    enabled = changes.get("enabled", before["enabled"])
+    task, new_timing = schedule_validate(
+        service=schedule.service,
+        task_name=changes.get("task_name", schedule.task_name),
+        schedule_type=new_type,
+        enabled=enabled,
+        schedule=schedule,
+        **merged,
+    )
     timing_changed = new_timing != schedule_timing(schedule)
-    if timing_changed or task.name != schedule.task_name:
-        _refuse_duplicate(service=schedule.service, task_name=task.name, new_timing=new_timing, exclude=schedule)
 
     _sync_periodic_task(
         periodic_task=schedule.periodic_task,

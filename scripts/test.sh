@@ -8,6 +8,8 @@ PY="$VENV/bin/python"
 
 ensure_postgres
 ensure_redis
+# The browser test drives Debian's chromium (no browser download); without it that test is skipped.
+command -v chromium >/dev/null || apt_install chromium || echo "== chromium missing: the browser test will be skipped"
 
 # Tests run against PostgreSQL and Redis unless the caller chose others.
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/luffy_admin}

@@ -32,3 +32,12 @@ def make_schedule(actor, service):
         return services.schedule_create(actor=actor, service=target or service, **fields)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _static_files_without_collectstatic(settings):
+    """Pages that use {% static %} render without a collectstatic manifest."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

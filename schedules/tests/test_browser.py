@@ -1,0 +1,115 @@
+"""An operator's session in a real browser: headless Chromium against a live server.
+
+Uses Debian's ``chromium`` package (``make test`` installs it when run as root); Playwright
+drives it over CDP and never downloads a browser. Screenshots go to ``test-output/browser/``.
+"""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django_celery_beat.models import PeriodicTask
+from playwright.sync_api import expect, sync_playwright
+
+from schedules import selectors
+from schedules.models import AuditEvent, TaskSchedule
+
+CHROMIUM = shutil.which("chromium")
+SCREENSHOTS = Path(settings.BASE_DIR) / "test-output" / "browser"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+UTC_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is missing: apt-get install chromium"),
+]
+
+
+def test_operator_schedules_a_service_in_the_admin(live_server):
+    """Log in, add a service, hit and fix a cron error, read words and next run, disable it."""
+    get_user_model().objects.create_superuser("operator", "operator@example.com", "a-long-test-password")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(15_000)
+
+        page.goto(f"{live_server.url}/admin/login/")
+        page.fill("#id_username", "operator")
+        page.fill("#id_password", "a-long-test-password")
+        page.click("input[type=submit]")
+        expect(page.locator("#site-name")).to_have_text("luffy-admin")
+
+        page.goto(f"{live_server.url}/admin/schedules/service/add/")
+        page.fill("#id_id", "web-app")
+        page.fill("#id_name", "Web application")
+        page.fill("#id_description", "Customer-facing storefront")
+        page.click("input[name=_save]")
+        expect(page).to_have_url(re.compile(r"/admin/schedules/service/web-app/change/$"))
+        expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+
+        page.click("#add-schedule")
+        expect(page.locator("#id_service")).to_have_value("web-app")
+        page.select_option("#id_task_name", "fetch_logs")
+        page.fill("#id_cron_expression", "61 * * * *")
+        page.click("input[name=_save]")
+        cron_row = page.locator(".field-cron_expression")
+        expect(cron_row.locator(".errorlist")).to_have_text("minute: 61 is out of range 0-59.")
+        page.screenshot(path=SCREENSHOTS / "1-invalid-cron.png", full_page=True)
+
+        page.fill("#id_cron_expression", "*/15 * * * *")
+        page.click("input[name=_save]")
+        expect(page).to_have_url(re.compile(r"/admin/schedules/service/web-app/change/$"))
+
+        page.click("#add-schedule")
+        page.select_option("#id_task_name", "generate_rca")
+        page.check("#id_schedule_type input[value=interval]")
+        expect(page.locator("#id_cron_expression")).to_be_disabled()
+        page.fill("#id_interval_seconds", "3600")
+        page.click("input[name=_save]")
+        expect(page).to_have_url(re.compile(r"/admin/schedules/service/web-app/change/$"))
+
+        rows = page.locator("#schedules-group tbody tr.has_original")
+        expect(rows).to_have_count(2)
+        fetch_logs = rows.filter(has_text="fetch_logs")
+        expect(fetch_logs.locator(".field-timing_words")).to_have_text("Every 15 minutes")
+        expect(fetch_logs.locator(".field-next_run")).to_have_text(UTC_TIME)
+        expect(rows.filter(has_text="generate_rca").locator(".field-timing_words")).to_have_text("Every hour")
+        page.screenshot(path=SCREENSHOTS / "2-service-page.png", full_page=True)
+
+        page.goto(f"{live_server.url}/admin/schedules/taskschedule/?task=fetch_logs")
+        page.check("#result_list tbody input.action-select")
+        page.select_option("select[name=action]", "disable_schedules")
+        page.click("button[name=index]")
+        expect(page.locator(".messagelist")).to_contain_text("1 schedule disabled: web-app / fetch_logs.")
+        row = page.locator("#result_list tbody tr")
+        expect(row.locator(".field-enabled img")).to_have_attribute("alt", "False")
+        expect(row.locator(".field-next_run")).to_have_text("-")
+        page.screenshot(path=SCREENSHOTS / "3-disabled.png", full_page=True)
+
+        page.click("#result_list tbody .field-service_link a")
+        disabled = page.locator("#schedules-group tbody tr.has_original").filter(has_text="fetch_logs")
+        expect(disabled.locator(".field-next_run")).to_have_text("-")
+        page.screenshot(path=SCREENSHOTS / "4-service-page.png", full_page=True)
+        browser.close()
+
+    schedule = TaskSchedule.objects.get(task_name="fetch_logs")
+    assert selectors.schedule_timing(schedule).cron_expression == "*/15 * * * *"
+    assert PeriodicTask.objects.get(pk=schedule.periodic_task_id).enabled is False
+    assert list(AuditEvent.objects.filter(schedule_id=schedule.pk).order_by("at").values_list("actor", "action")) == [
+        ("user:operator", "create"), ("user:operator", "toggle"),
+    ]
