@@ -4,6 +4,7 @@ Callers send ``Authorization: Token <key>`` or ``Authorization: Api-Key <key>``;
 created and revoked with ``manage.py api_key``.
 """
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework_api_key.models import APIKey
 
@@ -31,3 +32,18 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return KEYWORDS[0]
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema (drf-spectacular) describes ApiKeyAuthentication."""
+
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'API key with the prefix "Token" (or "Api-Key"): `Authorization: Token <key>`.',
+        }
