@@ -14,6 +14,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
+from schedules.models import Service, TaskSchedule
 from schedules.parsers import PayloadTooLarge
 from schedules.services import ConflictError
 
@@ -43,6 +44,11 @@ def _translate(exc):
         return exceptions.ValidationError(errors)
     if isinstance(exc, ConflictError):
         return Conflict(exc.detail)
+    # Deleted by a concurrent request between the view's look-up and the write path's lock.
+    if isinstance(exc, TaskSchedule.DoesNotExist):
+        return exceptions.NotFound("Schedule not found")
+    if isinstance(exc, Service.DoesNotExist):
+        return exceptions.NotFound("Service not found")
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge()
     if isinstance(exc, BrokerError):

@@ -57,16 +57,27 @@ class _RawChoice(_PassThrough, serializers.ChoiceField):
     pass
 
 
+JSON_TYPE_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
 class RequestSerializer(serializers.Serializer):
     """A request body: a JSON object; unknown fields refused, read-only fields ignored."""
 
     ignored_fields: frozenset[str] = frozenset()
 
+    def run_validation(self, data=serializers.empty):
+        if data is None:  # DRF would answer "This field may not be null."
+            self._refuse_non_object(data)
+        return super().run_validation(data)
+
+    @staticmethod
+    def _refuse_non_object(data):
+        got = JSON_TYPE_NAMES.get(type(data), "null")
+        raise serializers.ValidationError({"non_field_errors": [f"Expected a JSON object, got {got}."]})
+
     def to_internal_value(self, data):
         if not isinstance(data, dict):
-            raise serializers.ValidationError(
-                {"non_field_errors": [f"Expected a JSON object, got {type(data).__name__}."]}
-            )
+            self._refuse_non_object(data)
         accepted = ", ".join(self.fields)
         unknown = sorted(set(data) - set(self.fields) - self.ignored_fields)
         if unknown:

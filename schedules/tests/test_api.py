@@ -22,6 +22,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
+from luffy_admin.exception_handler import server_error
 from schedules import catalogue, health, services
 from schedules.models import AuditEvent, Service, TaskSchedule
 
@@ -326,13 +327,15 @@ def test_read_only_fields_sent_back_are_ignored(api, schedule):
         ("?enabled=false", None, False),
         ("?enabled=False", None, False),
         ("", {"enabled": False}, False),
+        ("?enabled=false", "null", False),
         ("?enabled=false", {"enabled": False}, False),
         ("?enabled=true", None, True),
     ],
 )
 def test_toggle_takes_enabled_from_query_or_body(api, schedule, query, body, enabled):
     """The seed's ?enabled= and a JSON body both work; the message says what happened."""
-    response = _send(api, "POST", f"{BASE}/schedules/{schedule.pk}/toggle{query}", json_body=body)
+    path = f"{BASE}/schedules/{schedule.pk}/toggle{query}"
+    response = _send(api, "POST", path, raw=b"null") if body == "null" else _send(api, "POST", path, json_body=body)
     assert response.status_code == HTTPStatus.OK
     assert response.json()["message"] == f"Schedule {'enabled' if enabled else 'disabled'} successfully"
     assert response.json()["schedule"]["enabled"] is enabled
@@ -365,11 +368,29 @@ def test_unknown_ids_answer_the_seed_404_body(api, path, detail):
     assert response.json() == {"detail": detail, "code": "not_found"}
 
 
+@pytest.mark.parametrize(
+    ("raw", "got"), [(b"[]", "an array"), (b'"x"', "a string"), (b"7", "a number"), (b"null", "null")]
+)
+def test_body_that_is_not_an_object_is_refused_by_its_type(api, service, raw, got):
+    """A JSON body of the wrong type says what it got."""
+    response = _send(api, "POST", f"{BASE}/services/web-app/schedules", raw=raw)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    message = f"Expected a JSON object, got {got}."
+    assert response.json() == {"detail": message, "code": "invalid", "errors": {"non_field_errors": [message]}}
+
+
 def test_unknown_api_path_answers_json_404(api):
     """Even a path no route matches answers JSON with a detail, not an HTML page."""
     response = api.get(f"{BASE}/nothing-here")
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert response.json() == {"detail": "Not found.", "code": "not_found"}
+
+
+def test_server_error_under_the_api_answers_json(rf):
+    """An unexpected error (logged by Django) still gives the front end a `detail` to show."""
+    response = server_error(rf.get(f"{BASE}/schedules"))
+    assert response.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert json.loads(response.content) == {"detail": "Server error.", "code": "server_error"}
 
 
 # --- bad requests: refused, explained, nothing written ------------------------------------
@@ -637,6 +658,17 @@ def test_concurrent_updates_leave_row_and_beat_entry_agreeing(api_key, schedule)
     assert last.after["task_name"] == current.task_name
     assert last.after["cron_expression"] == f"{current.periodic_task.crontab.minute} * * * *"
     assert AuditEvent.objects.filter(schedule_id=schedule.pk, action="update").count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deletes_give_one_200_and_404s(api_key, schedule):
+    """Racing deletes of one schedule: one succeeds, the others find it gone (never a 500)."""
+
+    def delete(_):
+        return _key_client(api_key).delete(f"{BASE}/schedules/{schedule.pk}").status_code
+
+    assert sorted(_in_threads(4, delete)) == [HTTPStatus.OK] + [HTTPStatus.NOT_FOUND] * 3
+    assert not TaskSchedule.objects.exists() and not PeriodicTask.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
