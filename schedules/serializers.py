@@ -87,6 +87,18 @@ class RequestSerializer(serializers.Serializer):
         return super().to_internal_value({key: value for key, value in data.items() if key in self.fields})
 
 
+class ErrorSerializer(serializers.Serializer):
+    """Every error body (see luffy_admin/exception_handler.py)."""
+
+    detail = serializers.CharField(help_text="For people. Example: Schedule not found")
+    code = serializers.CharField(help_text="For programs. Example: not_found")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Validation errors only: messages per field.",
+    )
+
+
 # --- schedules ------------------------------------------------------------------------
 
 
@@ -166,8 +178,7 @@ SCHEDULE_READ_ONLY_FIELDS = frozenset(ScheduleSerializer._declared_fields) - {
 }
 
 
-class ScheduleWriteSerializer(RequestSerializer):
-    """Create or update body. On update every field is optional and only given ones change."""
+class ScheduleCreateSerializer(RequestSerializer):
 
     ignored_fields = SCHEDULE_READ_ONLY_FIELDS
 
@@ -186,6 +197,12 @@ class ScheduleWriteSerializer(RequestSerializer):
     )
     timezone = _RawChar(required=False, help_text="IANA name for a cron schedule; default UTC. Example: Europe/Paris")
     enabled = _RawBoolean(required=False, help_text="Default: true")
+
+
+class ScheduleUpdateSerializer(ScheduleCreateSerializer):
+    """PUT or PATCH body: every field optional; only the fields given change (as the seed's PUT)."""
+
+    task_name = _RawChar(required=False, help_text="Catalogue task: see /tasks. Example: fetch_logs")
 
 
 class ToggleSerializer(RequestSerializer):

@@ -23,11 +23,13 @@ from .serializers import (
     CatalogueTaskSerializer,
     CronPreviewQuerySerializer,
     CronPreviewSerializer,
+    ErrorSerializer,
     HealthSerializer,
     MessageSerializer,
     RunResponseSerializer,
     ScheduleSerializer,
-    ScheduleWriteSerializer,
+    ScheduleCreateSerializer,
+    ScheduleUpdateSerializer,
     ServiceCreateSerializer,
     ServiceSerializer,
     ServiceUpdateSerializer,
@@ -37,14 +39,15 @@ from .serializers import (
 
 SERVICE_NOT_FOUND = "Service not found"
 SCHEDULE_NOT_FOUND = "Schedule not found"
-# Path segments are matched loosely so a malformed id gets the JSON 404 below, not Django's page.
+# Ids are matched loosely so a malformed one answers like a missing one ("Schedule not found").
 ANY_SEGMENT = "[^/]+"
 
 ERROR_RESPONSES = {
-    HTTPStatus.BAD_REQUEST: OpenApiResponse(description="Invalid input: `detail`, `code`, `errors` per field."),
-    HTTPStatus.UNAUTHORIZED: OpenApiResponse(description="No or invalid credentials."),
-    HTTPStatus.NOT_FOUND: OpenApiResponse(description="`Service not found` / `Schedule not found`."),
+    HTTPStatus.BAD_REQUEST: OpenApiResponse(ErrorSerializer, description="Invalid input; `errors` per field."),
+    HTTPStatus.UNAUTHORIZED: OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
+    HTTPStatus.NOT_FOUND: OpenApiResponse(ErrorSerializer, description="`Service not found` / `Schedule not found`."),
 }
+CONFLICT = {HTTPStatus.CONFLICT: OpenApiResponse(ErrorSerializer, description="An identical schedule exists.")}
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -98,7 +101,11 @@ def _parse_bool(raw: str, field: str) -> bool:
     create=extend_schema(
         summary="Create a service",
         request=ServiceCreateSerializer,
-        responses={201: ServiceSerializer, 409: OpenApiResponse(description="It exists."), **ERROR_RESPONSES},
+        responses={
+            201: ServiceSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The service exists."),
+            **ERROR_RESPONSES,
+        },
     ),
     retrieve=extend_schema(summary="One service", responses={200: ServiceSerializer, **ERROR_RESPONSES}),
     update=extend_schema(
@@ -169,16 +176,15 @@ class ServiceViewSet(viewsets.GenericViewSet):
     @extend_schema(
         methods=["POST"],
         summary="Create a schedule for the service",
-        request=ScheduleWriteSerializer,
-        responses={201: ScheduleSerializer, 409: OpenApiResponse(description="An identical schedule exists."),
-                   **ERROR_RESPONSES},
+        request=ScheduleCreateSerializer,
+        responses={201: ScheduleSerializer, **CONFLICT, **ERROR_RESPONSES},
     )
     @action(detail=True, methods=["get", "post"], pagination_class=None)
     def schedules(self, request, service_id):
         service = _service_or_404(service_id)
         if request.method == "GET":
             return Response(ScheduleSerializer(selectors.schedule_list(service=service), many=True).data)
-        data = _validated(ScheduleWriteSerializer, request.data)
+        data = _validated(ScheduleCreateSerializer, request.data)
         schedule = services.schedule_create(actor=_actor(request), service=service, **data)
         return Response(_schedule_body(schedule), status=HTTPStatus.CREATED)
 
@@ -198,15 +204,13 @@ SCHEDULE_FILTERS = [
     retrieve=extend_schema(summary="One schedule", responses={200: ScheduleSerializer, **ERROR_RESPONSES}),
     update=extend_schema(
         summary="Update a schedule; only the fields given change (as the seed's PUT)",
-        request=ScheduleWriteSerializer,
-        responses={200: ScheduleSerializer, 409: OpenApiResponse(description="An identical schedule exists."),
-                   **ERROR_RESPONSES},
+        request=ScheduleUpdateSerializer,
+        responses={200: ScheduleSerializer, **CONFLICT, **ERROR_RESPONSES},
     ),
     partial_update=extend_schema(
         summary="Update a schedule; only the fields given change",
-        request=ScheduleWriteSerializer,
-        responses={200: ScheduleSerializer, 409: OpenApiResponse(description="An identical schedule exists."),
-                   **ERROR_RESPONSES},
+        request=ScheduleUpdateSerializer,
+        responses={200: ScheduleSerializer, **CONFLICT, **ERROR_RESPONSES},
     ),
     destroy=extend_schema(summary="Delete a schedule and its beat entry",
                           responses={200: MessageSerializer, **ERROR_RESPONSES}),
@@ -244,7 +248,7 @@ class ScheduleViewSet(viewsets.GenericViewSet):
 
     def update(self, request, id):
         schedule = _schedule_or_404(id)
-        data = _validated(ScheduleWriteSerializer, request.data, partial=True)
+        data = _validated(ScheduleUpdateSerializer, request.data)
         schedule = services.schedule_update(actor=_actor(request), schedule=schedule, **data)
         return Response(_schedule_body(schedule))
 
@@ -284,8 +288,11 @@ class ScheduleViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="Send the task now with [service_id]",
         request=None,
-        responses={202: RunResponseSerializer, 503: OpenApiResponse(description="The broker is unreachable."),
-                   **ERROR_RESPONSES},
+        responses={
+            202: RunResponseSerializer,
+            503: OpenApiResponse(ErrorSerializer, description="The broker is unreachable."),
+            **ERROR_RESPONSES,
+        },
     )
     @action(detail=True, methods=["post"])
     def run(self, request, id):
