@@ -5,6 +5,7 @@ the per-service list is a bare array, ``PUT /schedules/{id}`` takes a partial bo
 ``toggle`` reads ``?enabled=`` and ``DELETE`` answers with the seed's message.
 """
 
+import re
 import uuid
 from http import HTTPStatus
 
@@ -18,6 +19,7 @@ from rest_framework.views import APIView
 from rest_framework_api_key.models import APIKey
 
 from . import catalogue, cron, health, selectors, services
+from .models import SERVICE_ID_PATTERN, service_id_validator
 from .serializers import (
     AuditEventSerializer,
     CatalogueTaskSerializer,
@@ -41,6 +43,7 @@ SERVICE_NOT_FOUND = "Service not found"
 SCHEDULE_NOT_FOUND = "Schedule not found"
 # Ids are matched loosely so a malformed one answers like a missing one ("Schedule not found").
 ANY_SEGMENT = "[^/]+"
+SERVICE_ID_RE = re.compile(SERVICE_ID_PATTERN)
 
 ERROR_RESPONSES = {
     HTTPStatus.BAD_REQUEST: OpenApiResponse(ErrorSerializer, description="Invalid input; `errors` per field."),
@@ -67,8 +70,14 @@ def _validated(serializer_class, data, *, partial: bool = False) -> dict:
     return serializer.validated_data
 
 
+def _is_service_id(value: str) -> bool:
+    # Checked before any query: an id that cannot exist (a NUL byte, which PostgreSQL refuses
+    # in a query) is simply not found.
+    return SERVICE_ID_RE.match(value) is not None
+
+
 def _service_or_404(service_id):
-    service = selectors.service_list().filter(pk=service_id).first()
+    service = selectors.service_list().filter(pk=service_id).first() if _is_service_id(service_id) else None
     if service is None:
         raise exceptions.NotFound(SERVICE_NOT_FOUND)
     return service
@@ -148,6 +157,8 @@ class ServiceViewSet(viewsets.GenericViewSet):
         return Response(ServiceSerializer(_service_or_404(service_id)).data)
 
     def update(self, request, service_id):
+        if not _is_service_id(service_id):
+            raise exceptions.ValidationError({"id": [service_id_validator.message]})
         data = _validated(ServiceUpdateSerializer, request.data)
         service, created = services.service_put(
             actor=_actor(request), service_id=service_id, name=data["name"],
@@ -228,7 +239,7 @@ class ScheduleViewSet(viewsets.GenericViewSet):
         params = request.query_params
         filters = {}
         if "service" in params:
-            filters["service"] = selectors.service_get(params["service"])
+            filters["service"] = selectors.service_get(params["service"]) if _is_service_id(params["service"]) else None
             if filters["service"] is None:
                 raise exceptions.ValidationError({"service": [f"Unknown service {params['service']!r}."]})
         if "task_name" in params:

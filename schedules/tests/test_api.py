@@ -17,7 +17,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.db.utils import load_backend
-from django.test.utils import CaptureQueriesContext
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
@@ -431,7 +430,9 @@ BAD_REQUESTS = {
     "interval true": _create({"schedule_type": "interval", "interval_seconds": True}, fields={"interval_seconds"}),
     "interval 1.5": _create({"schedule_type": "interval", "interval_seconds": 1.5}, fields={"interval_seconds"}),
     "interval string": _create({"schedule_type": "interval", "interval_seconds": "900"}, fields={"interval_seconds"}),
-    "interval below bounds": _create({"schedule_type": "interval", "interval_seconds": 59}, fields={"interval_seconds"}),
+    "interval below bounds": _create(
+        {"schedule_type": "interval", "interval_seconds": 59}, fields={"interval_seconds"}
+    ),
     "interval above bounds": _create(
         {"schedule_type": "interval", "interval_seconds": 86401}, fields={"interval_seconds"}
     ),
@@ -505,6 +506,7 @@ BAD_REQUESTS = {
                                          {"json_body": {"task_name": "fetch_logs", "cron_expression": "* * * * *"}},
                                          HTTPStatus.NOT_FOUND, "not_found", None),
     "service missing: delete": ("DELETE", "/services/nope", {}, HTTPStatus.NOT_FOUND, "not_found", None),
+    "service id with a NUL byte": ("GET", "/services/a%00b/schedules", {}, HTTPStatus.NOT_FOUND, "not_found", None),
     "method not allowed": ("DELETE", "/services/web-app/schedules", {}, HTTPStatus.METHOD_NOT_ALLOWED,
                            "method_not_allowed", None),
     # services
@@ -518,6 +520,8 @@ BAD_REQUESTS = {
                        "conflict", None),
     "service PUT with a bad id": ("PUT", "/services/Web%20App", {"json_body": {"name": "x"}},
                                   HTTPStatus.BAD_REQUEST, "invalid", {"id"}),
+    "service PUT with a NUL byte": ("PUT", "/services/a%00b", {"json_body": {"name": "x"}},
+                                    HTTPStatus.BAD_REQUEST, "invalid", {"id"}),
     "service name blank": ("PATCH", "/services/web-app", {"json_body": {"name": ""}}, HTTPStatus.BAD_REQUEST,
                            "invalid", {"name"}),
     "service name too long": ("PUT", "/services/web-app", {"json_body": {"name": "x" * 201}},
@@ -529,6 +533,8 @@ BAD_REQUESTS = {
                                      {"enabled"}),
     "filter unknown service": ("GET", "/schedules?service=nope", {}, HTTPStatus.BAD_REQUEST, "invalid",
                                {"service"}),
+    "filter service with a NUL byte": ("GET", "/schedules?service=a%00b", {}, HTTPStatus.BAD_REQUEST, "invalid",
+                                       {"service"}),
     "filter unknown task": ("GET", "/schedules?task_name=deploy", {}, HTTPStatus.BAD_REQUEST, "invalid",
                             {"task_name"}),
     "page out of range": ("GET", "/schedules?page=9", {}, HTTPStatus.NOT_FOUND, "not_found", None),
@@ -542,6 +548,8 @@ BAD_REQUESTS = {
     # authentication
     "no credentials": (*CREATE, {"auth": None}, HTTPStatus.UNAUTHORIZED, "not_authenticated", None),
     "wrong key": (*CREATE, {"auth": "Token abcdefgh.wrong"}, HTTPStatus.UNAUTHORIZED, "authentication_failed", None),
+    "key with a NUL byte": (*CREATE, {"auth": "Token abc\x00def.ghi"}, HTTPStatus.UNAUTHORIZED,
+                            "authentication_failed", None),
     "malformed header": (*CREATE, {"auth": "Token"}, HTTPStatus.UNAUTHORIZED, "authentication_failed", None),
     "other scheme": (*CREATE, {"auth": "Bearer abc"}, HTTPStatus.UNAUTHORIZED, "not_authenticated", None),
     "revoked key": (*CREATE, {"auth": "revoked"}, HTTPStatus.UNAUTHORIZED, "authentication_failed", None),
