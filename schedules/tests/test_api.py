@@ -787,16 +787,30 @@ def test_run_sends_the_task_now_with_the_service_id(api, schedule):
     assert (event.actor, event.after) == ("api-key:fastapi", {"task_id": task_id})
 
 
+BROKER_DOWN = {
+    "detail": "The task broker is unreachable; nothing was sent. Try again later.",
+    "code": "broker_unavailable",
+}
+
+
+def test_run_with_the_broker_down_answers_503_and_records_nothing(api, schedule, monkeypatch):
+    """A broker known to be down: 503 with a detail, and no run-now in the audit trail."""
+    unreachable, check_broker = _unreachable_celery_app(), health.check_broker
+    monkeypatch.setattr(health, "check_broker", lambda: check_broker(unreachable))
+    before = _database_state()
+    response = api.post(f"{BASE}/schedules/{schedule.pk}/run")
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json() == BROKER_DOWN
+    assert _database_state() == before
+
+
 @pytest.mark.django_db(transaction=True)
-def test_run_with_the_broker_down_answers_503(api, schedule, monkeypatch):
-    """An unreachable broker is a 503 with a detail, not a 500."""
+def test_run_when_the_send_itself_fails_answers_503(api, schedule, monkeypatch):
+    """The broker lost between the check and the send (after commit): still a 503, not a 500."""
     monkeypatch.setattr(services, "celery_app", _unreachable_celery_app())
     response = api.post(f"{BASE}/schedules/{schedule.pk}/run")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-    assert response.json() == {
-        "detail": "The task broker is unreachable; nothing was sent. Try again later.",
-        "code": "broker_unavailable",
-    }
+    assert response.json() == BROKER_DOWN
 
 
 def test_history_lists_changes_newest_first_with_who(api, staff, schedule, staff_user):
