@@ -4,10 +4,14 @@ Callers send ``Authorization: Token <key>`` or ``Authorization: Api-Key <key>``;
 created and revoked with ``manage.py api_key``.
 """
 
+import re
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework_api_key.models import APIKey
 
 KEYWORDS = ("Token", "Api-Key")
+KEY_FORMAT = re.compile(r"[A-Za-z0-9]+\.[A-Za-z0-9]+\Z")
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -17,10 +21,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Invalid Authorization header: expected '<keyword> <key>'.")
-        try:
-            key = header[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Invalid API key.") from None
+        key = header[1].decode("latin-1")
+        # Keys are "<prefix>.<secret>" in letters and digits; anything else (a NUL byte, which
+        # PostgreSQL refuses in a query) cannot be one, so it never reaches the database.
+        if not KEY_FORMAT.match(key):
+            raise exceptions.AuthenticationFailed("Invalid API key.")
         try:
             api_key = APIKey.objects.get_from_key(key)
         except APIKey.DoesNotExist:
@@ -31,3 +36,18 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return KEYWORDS[0]
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema (drf-spectacular) describes ApiKeyAuthentication."""
+
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'API key with the prefix "Token" (or "Api-Key"): `Authorization: Token <key>`.',
+        }

@@ -1,0 +1,115 @@
+"""The API's one exception handler: every error body is ``{"detail", "code", "errors"?}``.
+
+``detail`` is a sentence a person can read (the FastAPI front end shows it as is);
+validation errors add ``errors: {field: [messages]}``. The write path's own errors map
+here too: Django's ``ValidationError`` -> 400, ``ConflictError`` -> 409. Anything else
+is left to Django, which logs it and answers 500.
+"""
+
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from kombu.exceptions import OperationalError as BrokerError
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler
+
+from schedules.models import Service, TaskSchedule
+from schedules.parsers import PayloadTooLarge
+from schedules.services import ConflictError
+
+NON_FIELD_KEY = "non_field_errors"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class BrokerUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "broker_unavailable"
+    default_detail = "The task broker is unreachable; nothing was sent. Try again later."
+
+
+def _translate(exc):
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            errors = {
+                NON_FIELD_KEY if field == NON_FIELD_ERRORS else field: messages
+                for field, messages in exc.message_dict.items()
+            }
+        else:
+            errors = {NON_FIELD_KEY: exc.messages}
+        return exceptions.ValidationError(errors)
+    if isinstance(exc, ConflictError):
+        return Conflict(exc.detail)
+    # Deleted by a concurrent request between the view's look-up and the write path's lock.
+    if isinstance(exc, TaskSchedule.DoesNotExist):
+        return exceptions.NotFound("Schedule not found")
+    if isinstance(exc, Service.DoesNotExist):
+        return exceptions.NotFound("Service not found")
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge()
+    if isinstance(exc, BrokerError):
+        return BrokerUnavailable()
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, PermissionDenied):
+        return exceptions.PermissionDenied()
+    return exc
+
+
+def _messages(detail) -> list[str]:
+    """Flatten a DRF error detail (string, list or dict, possibly nested) into strings."""
+    if isinstance(detail, dict):
+        return [message for value in detail.values() for message in _messages(value)]
+    if isinstance(detail, list):
+        return [message for value in detail for message in _messages(value)]
+    return [str(detail)]
+
+
+def _validation_body(exc: exceptions.ValidationError) -> dict:
+    detail = exc.detail if isinstance(exc.detail, dict) else {NON_FIELD_KEY: exc.detail}
+    errors = {field: _messages(value) for field, value in detail.items()}
+    summary = " ".join(
+        message if field == NON_FIELD_KEY else f"{field}: {message}"
+        for field, messages in errors.items()
+        for message in messages
+    )
+    return {"detail": summary or "Invalid input.", "code": "invalid", "errors": errors}
+
+
+def api_exception_handler(exc, context):
+    exc = _translate(exc)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = _validation_body(exc)
+    else:
+        response.data = {
+            "detail": " ".join(_messages(exc.detail)),
+            "code": exc.detail.code if isinstance(exc.detail, exceptions.ErrorDetail) else exc.default_code,
+        }
+    return response
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def page_not_found(request, exception):
+    """Django's 404 for paths no route matches: JSON under /api/, the usual page elsewhere."""
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=status.HTTP_404_NOT_FOUND)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """Django's 500 (the error is logged first): JSON under /api/, the usual page elsewhere."""
+    if _is_api(request):
+        return JsonResponse(
+            {"detail": "Server error.", "code": "server_error"}, status=status.HTTP_500_INTERNAL_SERVER_ERROR
+        )
+    return defaults.server_error(request)

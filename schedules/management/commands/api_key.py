@@ -1,0 +1,54 @@
+"""Create, list and revoke the API keys service-to-service callers send.
+
+Keys are stored hashed (djangorestframework-api-key); the key itself is printed once, at
+creation. The key's name is what the audit trail records (``api-key:<name>``), so two
+usable keys never share a name.
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework_api_key.models import APIKey
+
+
+class Command(BaseCommand):
+    help = "Manage API keys: create <name> | list | revoke <prefix>."
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", required=True)
+        create = actions.add_parser("create", help="Create a key and print it (shown only this once).")
+        create.add_argument("name", help="Who uses the key, as the audit trail will show it. Example: fastapi")
+        actions.add_parser("list", help="List keys: prefix, name, created, state.")
+        revoke = actions.add_parser("revoke", help="Revoke a key for good.")
+        revoke.add_argument("prefix", help="The key's prefix, as `list` shows it (the part before the dot).")
+
+    def handle(self, *args, action, **options):
+        getattr(self, f"_{action}")(**options)
+
+    def _create(self, *, name, **options):
+        name = name.strip()
+        if not name:
+            raise CommandError("A key needs a name.")
+        if APIKey.objects.get_usable_keys().filter(name=name).exists():
+            raise CommandError(f"A usable key named {name!r} exists; revoke it first or pick another name.")
+        api_key, key = APIKey.objects.create_key(name=name)
+        self.stdout.write(f"Created API key {api_key.prefix} for {name!r}. Send it as 'Authorization: Token <key>':")
+        self.stdout.write(key)
+
+    def _list(self, **options):
+        keys = APIKey.objects.order_by("created")
+        if not keys:
+            self.stdout.write("No API keys.")
+            return
+        for api_key in keys:
+            state = "revoked" if api_key.revoked else "expired" if api_key.has_expired else "active"
+            self.stdout.write(f"{api_key.prefix}  {api_key.created:%Y-%m-%d %H:%M}  {state:8}  {api_key.name}")
+
+    def _revoke(self, *, prefix, **options):
+        api_key = APIKey.objects.filter(prefix=prefix).first()
+        if api_key is None:
+            raise CommandError(f"No API key with prefix {prefix!r} (see `manage.py api_key list`).")
+        if api_key.revoked:
+            self.stdout.write(f"API key {prefix} ({api_key.name!r}) was already revoked.")
+            return
+        api_key.revoked = True
+        api_key.save(update_fields=["revoked"])
+        self.stdout.write(f"Revoked API key {prefix} ({api_key.name!r}).")

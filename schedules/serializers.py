@@ -1,0 +1,304 @@
+"""The API's JSON shapes. Serializers check shape and render; they never write.
+
+Schedule request fields are handed to the write path as the JSON values they are: it checks
+types and values (``"900"``, ``1.5`` and ``true`` are not an interval; ``"yes"`` is not a
+boolean) with the same messages the admin shows, so those rules live in one place.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rest_framework import serializers
+
+from . import selectors, timing
+from .models import Service, TaskSchedule
+
+# --- shared ---------------------------------------------------------------------------
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """ISO 8601 in UTC with an explicit offset: ``2026-01-31T09:15:00+00:00``."""
+
+    def to_representation(self, value):
+        return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string and nothing else (DRF's CharField turns ``5`` into ``"5"``)."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class _PassThrough:
+    """Hands the JSON value on untouched; the write path checks its type and value."""
+
+    def to_internal_value(self, data):
+        return data
+
+
+class _RawChar(_PassThrough, serializers.CharField):
+    pass
+
+
+class _RawInteger(_PassThrough, serializers.IntegerField):
+    pass
+
+
+class _RawBoolean(_PassThrough, serializers.BooleanField):
+    pass
+
+
+class _RawChoice(_PassThrough, serializers.ChoiceField):
+    pass
+
+
+JSON_TYPE_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+class RequestSerializer(serializers.Serializer):
+    """A request body: a JSON object; unknown fields refused, read-only fields ignored."""
+
+    ignored_fields: frozenset[str] = frozenset()
+
+    def run_validation(self, data=serializers.empty):
+        if data is None:  # DRF would answer "This field may not be null."
+            self._refuse_non_object(data)
+        return super().run_validation(data)
+
+    @staticmethod
+    def _refuse_non_object(data):
+        got = JSON_TYPE_NAMES.get(type(data), "null")
+        raise serializers.ValidationError({"non_field_errors": [f"Expected a JSON object, got {got}."]})
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self._refuse_non_object(data)
+        accepted = ", ".join(self.fields)
+        unknown = sorted(set(data) - set(self.fields) - self.ignored_fields)
+        if unknown:
+            raise serializers.ValidationError(
+                {name: [f"Unknown field; accepted fields are: {accepted}."] for name in unknown}
+            )
+        return super().to_internal_value({key: value for key, value in data.items() if key in self.fields})
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error body (see luffy_admin/exception_handler.py)."""
+
+    detail = serializers.CharField(help_text="For people. Example: Schedule not found")
+    code = serializers.CharField(help_text="For programs. Example: not_found")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Validation errors only: messages per field.",
+    )
+
+
+# --- schedules ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScheduleRead:
+    """A schedule as the API shows it, assembled from our row and its beat rows."""
+
+    id: object
+    service_id: str
+    task_name: str
+    task_path: str
+    schedule_type: str
+    cron_expression: str | None
+    interval_seconds: int | None
+    timezone: str
+    enabled: bool
+    last_run: datetime | None
+    next_run: datetime | None
+    description: str
+    total_run_count: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, schedule: TaskSchedule) -> "ScheduleRead":
+        current = selectors.schedule_timing(schedule)
+        periodic_task = schedule.periodic_task
+        return cls(
+            id=schedule.pk,
+            service_id=schedule.service_id,
+            task_name=schedule.task_name,
+            task_path=periodic_task.task,
+            schedule_type=current.schedule_type,
+            cron_expression=current.cron_expression,
+            interval_seconds=current.interval_seconds,
+            timezone=current.timezone,
+            enabled=periodic_task.enabled,
+            last_run=periodic_task.last_run_at,
+            next_run=selectors.schedule_next_run(schedule),
+            description=current.description,
+            total_run_count=periodic_task.total_run_count,
+            created_at=schedule.created_at,
+            updated_at=schedule.updated_at,
+        )
+
+
+class ScheduleSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    service_id = serializers.CharField(read_only=True, help_text="Example: web-app")
+    task_name = serializers.CharField(read_only=True, help_text="Catalogue task. Example: fetch_logs")
+    task_path = serializers.CharField(
+        read_only=True,
+        help_text="Celery task name beat sends. Example: src.services.tasks.fetch_and_process_logs",
+    )
+    schedule_type = serializers.ChoiceField(choices=timing.SCHEDULE_TYPES, read_only=True)
+    cron_expression = serializers.CharField(
+        read_only=True, allow_null=True, help_text="Normalised 5-field expression. Example: */15 * * * *"
+    )
+    interval_seconds = serializers.IntegerField(read_only=True, allow_null=True, help_text="Example: 900")
+    timezone = serializers.CharField(read_only=True, help_text="IANA time zone of a cron schedule. Example: UTC")
+    enabled = serializers.BooleanField(read_only=True)
+    last_run = UtcDateTimeField(read_only=True, allow_null=True, help_text="When beat last sent it.")
+    next_run = UtcDateTimeField(
+        read_only=True, allow_null=True, help_text="When beat will send it next; null while disabled."
+    )
+    description = serializers.CharField(read_only=True, help_text="The timing in words. Example: Every 15 minutes")
+    total_run_count = serializers.IntegerField(read_only=True)
+    created_at = UtcDateTimeField(read_only=True)
+    updated_at = UtcDateTimeField(read_only=True)
+
+    def to_representation(self, instance):
+        return super().to_representation(ScheduleRead.of(instance))
+
+
+SCHEDULE_READ_ONLY_FIELDS = frozenset(ScheduleSerializer._declared_fields) - {
+    "task_name", "schedule_type", "cron_expression", "interval_seconds", "timezone", "enabled",
+}
+
+
+class ScheduleCreateSerializer(RequestSerializer):
+
+    ignored_fields = SCHEDULE_READ_ONLY_FIELDS
+
+    task_name = _RawChar(help_text="Catalogue task: see /tasks. Example: fetch_logs")
+    schedule_type = _RawChoice(choices=timing.SCHEDULE_TYPES, required=False, help_text="Default: cron")
+    cron_expression = _RawChar(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="5 fields or a macro (@hourly, @daily, ...); required for cron. Example: */15 * * * *",
+    )
+    interval_seconds = _RawInteger(
+        required=False,
+        allow_null=True,
+        help_text="Whole seconds within the task's bounds; required for interval. Example: 900",
+    )
+    timezone = _RawChar(required=False, help_text="IANA name for a cron schedule; default UTC. Example: Europe/Paris")
+    enabled = _RawBoolean(required=False, help_text="Default: true")
+
+
+class ScheduleUpdateSerializer(ScheduleCreateSerializer):
+    """PUT or PATCH body: every field optional; only the fields given change (as the seed's PUT)."""
+
+    task_name = _RawChar(required=False, help_text="Catalogue task: see /tasks. Example: fetch_logs")
+
+
+class ToggleSerializer(RequestSerializer):
+    enabled = _RawBoolean(required=False, help_text="Or ?enabled=true|false in the query string.")
+
+
+class ToggleResponseSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="Example: Schedule disabled successfully")
+    schedule = ScheduleSerializer()
+
+
+class MessageSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="Example: Schedule deleted successfully")
+
+
+class RunResponseSerializer(serializers.Serializer):
+    task_id = serializers.CharField(help_text="Celery task id of the message sent.")
+
+
+class AuditEventSerializer(serializers.Serializer):
+    at = UtcDateTimeField()
+    actor = serializers.CharField(help_text="Example: api-key:fastapi, user:alice")
+    action = serializers.CharField(help_text="create, update, toggle, delete or run_now")
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+
+
+# --- services -------------------------------------------------------------------------
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    schedule_count = serializers.IntegerField(read_only=True)
+    created_at = UtcDateTimeField(read_only=True)
+    updated_at = UtcDateTimeField(read_only=True)
+
+    class Meta:
+        model = Service
+        fields = ["id", "name", "description", "schedule_count", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+SERVICE_READ_ONLY_FIELDS = frozenset({"schedule_count", "created_at", "updated_at"})
+
+
+class ServiceCreateSerializer(RequestSerializer):
+    ignored_fields = SERVICE_READ_ONLY_FIELDS
+
+    id = StrictCharField(help_text="Slug: lowercase letters, digits, '-' and '_'. Example: web-app")
+    name = StrictCharField(help_text="Example: Web application")
+    description = StrictCharField(required=False, allow_blank=True, help_text="Example: Customer-facing storefront")
+
+
+class ServiceUpdateSerializer(RequestSerializer):
+    """PUT body (name required) or PATCH body (all optional); the id comes from the URL."""
+
+    ignored_fields = SERVICE_READ_ONLY_FIELDS | {"id"}
+
+    name = StrictCharField(help_text="Example: Web application")
+    description = StrictCharField(required=False, allow_blank=True, help_text="Example: Customer-facing storefront")
+
+
+# --- catalogue, cron preview, health ----------------------------------------------------
+
+
+class CatalogueTaskSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="Example: fetch_logs")
+    task_path = serializers.CharField(source="task", help_text="Example: src.services.tasks.fetch_and_process_logs")
+    queue = serializers.CharField(help_text="Example: default")
+    description = serializers.CharField()
+    min_interval_seconds = serializers.IntegerField(help_text="Example: 60")
+    max_interval_seconds = serializers.IntegerField(help_text="Example: 86400")
+
+
+class CronPreviewQuerySerializer(serializers.Serializer):
+    expression = serializers.CharField(
+        allow_blank=True, trim_whitespace=False, help_text="Example: */15 * * * *"
+    )
+    timezone = serializers.CharField(default=timing.UTC, help_text="IANA time zone. Example: Europe/Paris")
+    count = serializers.IntegerField(min_value=1, max_value=50, default=5, help_text="How many next runs (1-50).")
+
+    def validate_timezone(self, value):
+        if not timing.is_timezone(value):
+            raise serializers.ValidationError(f"{value!r} is not an IANA time zone name such as 'Europe/Paris'.")
+        return value
+
+
+class CronPreviewSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    expression = serializers.CharField(help_text="Normalised when valid, as given otherwise.")
+    description = serializers.CharField(allow_null=True, help_text="Example: Every 15 minutes")
+    next_runs = serializers.ListField(child=UtcDateTimeField())
+    error = serializers.CharField(allow_null=True, help_text="Why the expression is refused, when it is.")
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="ok, degraded (something but the database is down) or down")
+    database = serializers.CharField(help_text="ok or down")
+    broker = serializers.CharField(help_text="ok or down")
+    beat = serializers.CharField(help_text="ok, down or unknown")

@@ -1,0 +1,391 @@
+"""The REST API (base ``/api/v1/task-scheduling``). Reads through selectors, writes through services.
+
+Paths, bodies and messages follow the seed's FastAPI endpoints so its callers work unchanged:
+the per-service list is a bare array, ``PUT /schedules/{id}`` takes a partial body,
+``toggle`` reads ``?enabled=`` and ``DELETE`` answers with the seed's message.
+"""
+
+import re
+import uuid
+from http import HTTPStatus
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, pagination, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_api_key.models import APIKey
+
+from luffy_admin.exception_handler import BrokerUnavailable
+
+from . import catalogue, cron, health, selectors, services
+from .models import SERVICE_ID_PATTERN, service_id_validator
+from .serializers import (
+    AuditEventSerializer,
+    CatalogueTaskSerializer,
+    CronPreviewQuerySerializer,
+    CronPreviewSerializer,
+    ErrorSerializer,
+    HealthSerializer,
+    MessageSerializer,
+    RunResponseSerializer,
+    ScheduleSerializer,
+    ScheduleCreateSerializer,
+    ScheduleUpdateSerializer,
+    ServiceCreateSerializer,
+    ServiceSerializer,
+    ServiceUpdateSerializer,
+    ToggleResponseSerializer,
+    ToggleSerializer,
+)
+
+SERVICE_NOT_FOUND = "Service not found"
+SCHEDULE_NOT_FOUND = "Schedule not found"
+# Ids are matched loosely so a malformed one answers like a missing one ("Schedule not found").
+ANY_SEGMENT = "[^/]+"
+SERVICE_ID_RE = re.compile(SERVICE_ID_PATTERN)
+
+ERROR_RESPONSES = {
+    HTTPStatus.BAD_REQUEST: OpenApiResponse(ErrorSerializer, description="Invalid input; `errors` per field."),
+    HTTPStatus.UNAUTHORIZED: OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
+    HTTPStatus.NOT_FOUND: OpenApiResponse(ErrorSerializer, description="`Service not found` / `Schedule not found`."),
+}
+CONFLICT = {HTTPStatus.CONFLICT: OpenApiResponse(ErrorSerializer, description="An identical schedule exists.")}
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _actor(request) -> services.Actor:
+    if isinstance(request.auth, APIKey):
+        return services.Actor.for_api_key(request.auth)
+    return services.Actor.for_user(request.user)
+
+
+def _validated(serializer_class, data, *, partial: bool = False) -> dict:
+    serializer = serializer_class(data=data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _is_service_id(value: str) -> bool:
+    # Checked before any query: an id that cannot exist (a NUL byte, which PostgreSQL refuses
+    # in a query) is simply not found.
+    return SERVICE_ID_RE.match(value) is not None
+
+
+def _service_or_404(service_id):
+    service = selectors.service_list().filter(pk=service_id).first() if _is_service_id(service_id) else None
+    if service is None:
+        raise exceptions.NotFound(SERVICE_NOT_FOUND)
+    return service
+
+
+def _schedule_or_404(schedule_id):
+    schedule = selectors.schedule_get(schedule_id)
+    if schedule is None:
+        raise exceptions.NotFound(SCHEDULE_NOT_FOUND)
+    return schedule
+
+
+def _schedule_body(schedule) -> dict:
+    """The schedule as stored after a write (re-read so it shows what beat sees)."""
+    return ScheduleSerializer(_schedule_or_404(schedule.pk)).data
+
+
+def _parse_bool(raw: str, field: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise exceptions.ValidationError({field: [f"{field} must be true or false."]})
+    return value == "true"
+
+
+# --- services -------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List services", responses={200: ServiceSerializer(many=True)}),
+    create=extend_schema(
+        summary="Create a service",
+        request=ServiceCreateSerializer,
+        responses={
+            201: ServiceSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The service exists."),
+            **ERROR_RESPONSES,
+        },
+    ),
+    retrieve=extend_schema(summary="One service", responses={200: ServiceSerializer, **ERROR_RESPONSES}),
+    update=extend_schema(
+        summary="Create or replace a service (idempotent)",
+        request=ServiceUpdateSerializer,
+        responses={200: ServiceSerializer, 201: ServiceSerializer, **ERROR_RESPONSES},
+    ),
+    partial_update=extend_schema(
+        summary="Change a service's name or description",
+        request=ServiceUpdateSerializer,
+        responses={200: ServiceSerializer, **ERROR_RESPONSES},
+    ),
+    destroy=extend_schema(
+        summary="Delete a service with its schedules", responses={200: MessageSerializer, **ERROR_RESPONSES}
+    ),
+)
+class ServiceViewSet(viewsets.GenericViewSet):
+    lookup_url_kwarg = "service_id"
+    lookup_value_regex = ANY_SEGMENT
+    pagination_class = PageNumberPagination
+    serializer_class = ServiceSerializer
+
+    def get_queryset(self):
+        # Meta.ordering does not apply to the annotated (GROUP BY) query; pages need an order.
+        return selectors.service_list().order_by("id")
+
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ServiceSerializer(page, many=True).data)
+
+    def create(self, request):
+        data = _validated(ServiceCreateSerializer, request.data)
+        service = services.service_create(
+            actor=_actor(request), service_id=data["id"], name=data["name"],
+            description=data.get("description", ""),
+        )
+        return Response(ServiceSerializer(_service_or_404(service.pk)).data, status=HTTPStatus.CREATED)
+
+    def retrieve(self, request, service_id):
+        return Response(ServiceSerializer(_service_or_404(service_id)).data)
+
+    def update(self, request, service_id):
+        if not _is_service_id(service_id):
+            raise exceptions.ValidationError({"id": [service_id_validator.message]})
+        data = _validated(ServiceUpdateSerializer, request.data)
+        service, created = services.service_put(
+            actor=_actor(request), service_id=service_id, name=data["name"],
+            description=data.get("description", ""),
+        )
+        return Response(
+            ServiceSerializer(_service_or_404(service.pk)).data,
+            status=HTTPStatus.CREATED if created else HTTPStatus.OK,
+        )
+
+    def partial_update(self, request, service_id):
+        service = _service_or_404(service_id)
+        data = _validated(ServiceUpdateSerializer, request.data, partial=True)
+        services.service_update(actor=_actor(request), service=service, **data)
+        return Response(ServiceSerializer(_service_or_404(service_id)).data)
+
+    def destroy(self, request, service_id):
+        services.service_delete(actor=_actor(request), service=_service_or_404(service_id))
+        return Response({"message": "Service deleted successfully"})
+
+    @extend_schema(
+        methods=["GET"],
+        summary="A service's schedules (a bare array, as the seed)",
+        responses={200: ScheduleSerializer(many=True), **ERROR_RESPONSES},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Create a schedule for the service",
+        request=ScheduleCreateSerializer,
+        responses={201: ScheduleSerializer, **CONFLICT, **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
+    def schedules(self, request, service_id):
+        service = _service_or_404(service_id)
+        if request.method == "GET":
+            return Response(ScheduleSerializer(selectors.schedule_list(service=service), many=True).data)
+        data = _validated(ScheduleCreateSerializer, request.data)
+        schedule = services.schedule_create(actor=_actor(request), service=service, **data)
+        return Response(_schedule_body(schedule), status=HTTPStatus.CREATED)
+
+
+# --- schedules ------------------------------------------------------------------------
+
+SCHEDULE_FILTERS = [
+    OpenApiParameter("service", str, description="Only this service's schedules. Example: web-app"),
+    OpenApiParameter("task_name", str, description="Only this catalogue task. Example: fetch_logs"),
+    OpenApiParameter("enabled", bool, description="Only enabled (true) or disabled (false) schedules."),
+]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="All schedules, filtered and paginated", parameters=SCHEDULE_FILTERS,
+                       responses={200: ScheduleSerializer(many=True), **ERROR_RESPONSES}),
+    retrieve=extend_schema(summary="One schedule", responses={200: ScheduleSerializer, **ERROR_RESPONSES}),
+    update=extend_schema(
+        summary="Update a schedule; only the fields given change (as the seed's PUT)",
+        request=ScheduleUpdateSerializer,
+        responses={200: ScheduleSerializer, **CONFLICT, **ERROR_RESPONSES},
+    ),
+    partial_update=extend_schema(
+        summary="Update a schedule; only the fields given change",
+        request=ScheduleUpdateSerializer,
+        responses={200: ScheduleSerializer, **CONFLICT, **ERROR_RESPONSES},
+    ),
+    destroy=extend_schema(summary="Delete a schedule and its beat entry",
+                          responses={200: MessageSerializer, **ERROR_RESPONSES}),
+)
+class ScheduleViewSet(viewsets.GenericViewSet):
+    lookup_url_kwarg = "id"
+    lookup_value_regex = ANY_SEGMENT
+    pagination_class = PageNumberPagination
+    serializer_class = ScheduleSerializer
+
+    def get_queryset(self):
+        return selectors.schedule_list()
+
+    def list(self, request):
+        params = request.query_params
+        filters = {}
+        if "service" in params:
+            filters["service"] = selectors.service_get(params["service"]) if _is_service_id(params["service"]) else None
+            if filters["service"] is None:
+                raise exceptions.ValidationError({"service": [f"Unknown service {params['service']!r}."]})
+        if "task_name" in params:
+            if catalogue.get_task(params["task_name"]) is None:
+                raise exceptions.ValidationError({"task_name": [
+                    f"{params['task_name']!r} is not a catalogue task; "
+                    f"choose one of {', '.join(catalogue.task_names())}."
+                ]})
+            filters["task_name"] = params["task_name"]
+        if "enabled" in params:
+            filters["enabled"] = _parse_bool(params["enabled"], "enabled")
+        page = self.paginate_queryset(selectors.schedule_list(**filters))
+        return self.get_paginated_response(ScheduleSerializer(page, many=True).data)
+
+    def retrieve(self, request, id):
+        return Response(ScheduleSerializer(_schedule_or_404(id)).data)
+
+    def update(self, request, id):
+        schedule = _schedule_or_404(id)
+        data = _validated(ScheduleUpdateSerializer, request.data)
+        schedule = services.schedule_update(actor=_actor(request), schedule=schedule, **data)
+        return Response(_schedule_body(schedule))
+
+    partial_update = update
+
+    def destroy(self, request, id):
+        services.schedule_delete(actor=_actor(request), schedule=_schedule_or_404(id))
+        return Response({"message": "Schedule deleted successfully"})
+
+    @extend_schema(
+        summary="Enable or disable a schedule",
+        parameters=[OpenApiParameter("enabled", bool, description="As the seed: ?enabled=false. Or a JSON body.")],
+        request=ToggleSerializer,
+        responses={200: ToggleResponseSerializer, **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["post"])
+    def toggle(self, request, id):
+        schedule = _schedule_or_404(id)
+        given = []
+        if "enabled" in request.query_params:
+            given.append(_parse_bool(request.query_params["enabled"], "enabled"))
+        # The seed's toggle ignored its body; a client that sends `null` there still works.
+        body = _validated(ToggleSerializer, request.data if request.data is not None else {})
+        if "enabled" in body:
+            given.append(body["enabled"])
+        if not given:
+            raise exceptions.ValidationError(
+                {"enabled": ['enabled is required: ?enabled=true|false or a body {"enabled": true}.']}
+            )
+        if len(given) == 2 and given[0] != given[1]:
+            raise exceptions.ValidationError({"enabled": ["The query string and the body disagree."]})
+        schedule = services.schedule_set_enabled(actor=_actor(request), schedule=schedule, enabled=given[0])
+        body = _schedule_body(schedule)
+        state = "enabled" if body["enabled"] else "disabled"
+        return Response({"message": f"Schedule {state} successfully", "schedule": body})
+
+    @extend_schema(
+        summary="Send the task now with [service_id]",
+        request=None,
+        responses={
+            202: RunResponseSerializer,
+            503: OpenApiResponse(ErrorSerializer, description="The broker is unreachable."),
+            **ERROR_RESPONSES,
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def run(self, request, id):
+        schedule = _schedule_or_404(id)
+        # The send happens after commit, when the audit event is already written: refuse up front
+        # when the broker is down so the trail does not record a run that cannot be sent.
+        if health.check_broker() == health.DOWN:
+            raise BrokerUnavailable()
+        task_id = services.schedule_run_now(actor=_actor(request), schedule=schedule)
+        return Response({"task_id": task_id}, status=HTTPStatus.ACCEPTED)
+
+    @extend_schema(
+        summary="The schedule's change history, newest first",
+        responses={200: AuditEventSerializer(many=True), **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["get"])
+    def history(self, request, id):
+        try:
+            schedule_id = uuid.UUID(id)
+        except ValueError:
+            raise exceptions.NotFound(SCHEDULE_NOT_FOUND) from None
+        # The trail outlives the schedule: a deleted schedule's history stays readable.
+        events = selectors.schedule_history(schedule_id)
+        if not events.exists() and selectors.schedule_get(schedule_id) is None:
+            raise exceptions.NotFound(SCHEDULE_NOT_FOUND)
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
+
+
+# --- catalogue, cron preview, health ----------------------------------------------------
+
+
+class TaskViewSet(viewsets.ViewSet):
+    @extend_schema(summary="The task catalogue", responses={200: CatalogueTaskSerializer(many=True)})
+    def list(self, request):
+        tasks = [catalogue.get_task(name) for name in catalogue.task_names()]
+        return Response(CatalogueTaskSerializer(tasks, many=True).data)
+
+
+class CronPreviewView(APIView):
+    @extend_schema(
+        summary="Check a cron expression: valid or why not, in words, next run times",
+        description=(
+            "An expression that is not valid answers 200 with `valid: false` and the reason in "
+            "`error`; a missing `expression`, a bad `timezone` or `count` answers 400."
+        ),
+        parameters=[CronPreviewQuerySerializer],
+        responses={200: CronPreviewSerializer, 400: ERROR_RESPONSES[HTTPStatus.BAD_REQUEST]},
+    )
+    def get(self, request):
+        query = CronPreviewQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        expression, zone = query.validated_data["expression"], query.validated_data["timezone"]
+        try:
+            parsed = cron.parse(expression)
+        except cron.CronError as exc:
+            preview = {"valid": False, "expression": expression, "description": None, "next_runs": [],
+                       "error": str(exc)}
+        else:
+            preview = {
+                "valid": True,
+                "expression": parsed.text,
+                "description": cron.describe(parsed),
+                "next_runs": cron.next_runs(parsed, zone, timezone.now(), query.validated_data["count"]),
+                "error": None,
+            }
+        return Response(CronPreviewSerializer(preview).data)
+
+
+class HealthView(APIView):
+    # Anonymous on purpose (load balancers, compose health checks); it tells status only.
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Database, broker and beat liveness (anonymous)",
+        auth=[],
+        responses={200: HealthSerializer, 503: OpenApiResponse(HealthSerializer, description="Database down.")},
+    )
+    def get(self, request):
+        report = health.health_report()
+        status = HTTPStatus.SERVICE_UNAVAILABLE if report["database"] == health.DOWN else HTTPStatus.OK
+        return Response(report, status=status)
