@@ -64,7 +64,8 @@ def schedule_get(schedule_id) -> TaskSchedule | None:
 
 
 def service_list():
-    return Service.objects.annotate(schedule_count=Count("schedules"))
+    # Meta.ordering does not survive the GROUP BY of the count; pages need a stable order.
+    return Service.objects.annotate(schedule_count=Count("schedules")).order_by("id")
 
 
 def service_get(service_id: str) -> Service | None:

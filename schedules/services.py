@@ -55,8 +55,10 @@ class ConflictError(Exception):
 # --- audit --------------------------------------------------------------------------------
 
 
-def _audit(*, actor: Actor, action: str, target: str, service_id: str, schedule_id=None, before=None, after=None):
-    AuditEvent.objects.create(
+def _audit(
+    *, actor: Actor, action: str, target: str, service_id: str, schedule_id=None, before=None, after=None
+) -> AuditEvent:
+    return AuditEvent.objects.create(
         actor=actor.label,
         user=actor.user,
         action=action,
@@ -453,10 +455,20 @@ def schedule_run_now(*, actor: Actor, schedule: TaskSchedule) -> str:
     schedule = _locked_schedule(schedule)
     task = _require_task(schedule.task_name)
     task_id = str(uuid.uuid4())
-    _audit(actor=actor, action=AuditEvent.Action.RUN_NOW, target=AuditEvent.Target.SCHEDULE,
-           service_id=schedule.service_id, schedule_id=schedule.pk,
-           before=schedule_snapshot(schedule), after={"task_id": task_id})
-    transaction.on_commit(lambda: celery_app.send_task(
-        task.task, args=[schedule.service_id], queue=task.queue, task_id=task_id
-    ))
+    event = _audit(actor=actor, action=AuditEvent.Action.RUN_NOW, target=AuditEvent.Target.SCHEDULE,
+                   service_id=schedule.service_id, schedule_id=schedule.pk,
+                   before=schedule_snapshot(schedule), after={"task_id": task_id})
+
+    def send():
+        try:
+            celery_app.send_task(task.task, args=[schedule.service_id], queue=task.queue, task_id=task_id)
+        except Exception as exc:
+            # The event is committed already; say on it that nothing was sent, then let the
+            # caller report the failure.
+            AuditEvent.objects.filter(pk=event.pk).update(
+                after={"task_id": task_id, "sent": False, "error": str(exc) or type(exc).__name__}
+            )
+            raise
+
+    transaction.on_commit(send)
     return task_id

@@ -140,8 +140,7 @@ class ServiceViewSet(viewsets.GenericViewSet):
     serializer_class = ServiceSerializer
 
     def get_queryset(self):
-        # Meta.ordering does not apply to the annotated (GROUP BY) query; pages need an order.
-        return selectors.service_list().order_by("id")
+        return selectors.service_list()
 
     def list(self, request):
         page = self.paginate_queryset(self.get_queryset())

@@ -426,6 +426,9 @@ def test_run_now_with_the_broker_down_says_it_was_not_sent(admin_client, make_sc
     assert response.status_code == HTTPStatus.FOUND
     [message] = _messages(response)
     assert message.startswith("web-app / fetch_logs not sent, the broker is unreachable: ")
+    # The trail keeps the request but says nothing went out.
+    event = AuditEvent.objects.get(action="run_now")
+    assert (event.actor, event.after["sent"]) == ("user:admin", False)
 
 
 def test_schedule_delete_leaves_no_beat_row(admin_client, make_schedule):
