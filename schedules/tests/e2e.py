@@ -35,6 +35,10 @@ def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.1):
         time.sleep(interval)
 
 
+def text_of(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -67,6 +71,12 @@ class Process:
 
     def running(self) -> bool:
         return self.popen.poll() is None
+
+    def assert_running(self) -> None:
+        """Fail at once, with the end of its output, if the process has exited."""
+        if not self.running():
+            tail = self.output.read_text(errors="replace")[-4000:]
+            raise AssertionError(f"{self.popen.args[:6]} exited with {self.popen.returncode}:\n{tail}")
 
     def group_alive(self) -> bool:
         self.popen.poll()  # reap our own child: a zombie still counts as a group member

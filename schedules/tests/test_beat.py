@@ -36,7 +36,7 @@ from kombu import Exchange, Queue
 from luffy_admin.celery import app as celery_app
 from schedules import catalogue, heartbeat, selectors, services
 
-from .e2e import BeatLog, Process, Timings, WorkerCalls, database_url, wait_for
+from .e2e import BeatLog, Process, Timings, WorkerCalls, database_url, text_of, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,6 +50,8 @@ LAST_RUN_LAG_SECONDS = 10
 # and less than a second after it.
 EARLY_TOLERANCE = 0.002
 LATE_TOLERANCE = 1.0
+# How long past the 5 s to watch for sends that should not happen: over one 2 s interval.
+OBSERVE_SECONDS = 3
 # Beat log line -> worker receipt, through the broker.
 BROKER_HOP_SECONDS = 1.0
 
@@ -140,8 +142,8 @@ class Stack:
     beat_log: BeatLog
     calls: WorkerCalls
     queue: str
+    heartbeat_queue: str
     worker_name: str
-    started_at: float
     changes: list[float]
     timings: Timings
 
@@ -201,9 +203,12 @@ def stack(request, django_db_setup, django_db_blocker, tmp_path_factory):
     timings = Timings(pickups=[], dispatch_errors=[])
     changes: list[float] = []
     beat = worker = None
-    with django_db_blocker.unblock(), override_settings(
-        LUFFY_TASK_CATALOGUE=test_catalogue, LUFFY_QUEUES=[queue], LUFFY_BEAT_HEARTBEAT_STALE_SECONDS=3 * HEARTBEAT_SECONDS
-    ):
+    test_settings = override_settings(
+        LUFFY_TASK_CATALOGUE=test_catalogue,
+        LUFFY_QUEUES=[queue],
+        LUFFY_BEAT_HEARTBEAT_STALE_SECONDS=3 * HEARTBEAT_SECONDS,
+    )
+    with django_db_blocker.unblock(), test_settings:
         try:
             started_at = time.time()
             worker = Process(
@@ -212,7 +217,7 @@ def stack(request, django_db_setup, django_db_blocker, tmp_path_factory):
                  "--loglevel", "INFO", "--logfile", str(folder / "worker.log")],
                 env=env, cwd=project, output=folder / "worker.out",
             )
-            wait_for(lambda: (folder / "worker.log").exists() and " ready." in (folder / "worker.log").read_text(),
+            wait_for(lambda: worker.assert_running() or " ready." in text_of(folder / "worker.log"),
                      timeout=60, what=f"the worker to start (see {folder / 'worker.out'})")
             beat = Process(
                 [*celery, "-A", "luffy_admin", "beat", "-S", "django", "--loglevel", "INFO",
@@ -221,14 +226,16 @@ def stack(request, django_db_setup, django_db_blocker, tmp_path_factory):
                 env=env, cwd=project, output=folder / "beat.out",
             )
             # The first heartbeat proves beat reads the database, publishes, and the worker runs it.
-            wait_for(
-                lambda: (beat_heartbeat := selectors.beat_heartbeat_get()) is not None
-                and beat_heartbeat.received_at.timestamp() > started_at,
-                timeout=60, what=f"the first beat heartbeat (see {folder / 'beat.out'})",
-            )
+            def heartbeat_arrived():
+                beat.assert_running()
+                worker.assert_running()
+                last = selectors.beat_heartbeat_get()
+                return last is not None and last.received_at.timestamp() > started_at
+
+            wait_for(heartbeat_arrived, timeout=60, what=f"the first beat heartbeat (see {folder / 'beat.out'})")
             yield Stack(beat=beat, worker=worker, beat_log=BeatLog(folder / "beat.log"),
-                        calls=WorkerCalls(folder / "calls.jsonl"), queue=queue, worker_name=worker_name,
-                        started_at=started_at, changes=changes, timings=timings)
+                        calls=WorkerCalls(folder / "calls.jsonl"), queue=queue, heartbeat_queue=heartbeat_queue,
+                        worker_name=worker_name, changes=changes, timings=timings)
         finally:
             for process in (beat, worker):
                 if process is not None:
@@ -325,18 +332,25 @@ def test_last_run_follows_the_dispatch_and_next_run_follows_last_run(stack, api)
 
 
 def test_timing_update_is_followed_within_5_s_without_restarting_beat(stack, api):
-    """A yearly cron switched to every 3 s is sent at the new next_run, by the same beat."""
+    """Every 4 s changed to every 2 s: the next send is at the new next_run, by the same beat.
+
+    A beat still on the old timing would send 4 s after the first dispatch, well after that
+    next_run. (Every 2 s reuses the heartbeat's interval row, so only the task's own change
+    tells beat.)
+    """
     service_id = _service(api)
-    schedule = api.create_schedule(service_id, task_name=TASK, cron_expression="0 0 1 1 *")
+    schedule = api.create_schedule(service_id, task_name=TASK, schedule_type="interval", interval_seconds=4)
+    stack.first_call(service_id, timeout=4 + PICKUP_SECONDS)
 
-    body = api.update(schedule["id"], schedule_type="interval", interval_seconds=3)
-    updated_at = time.time()
+    updating_at = time.time()
+    body = api.update(schedule["id"], interval_seconds=HEARTBEAT_SECONDS)
 
-    stack.first_call(service_id, timeout=3 + PICKUP_SECONDS)
-    first_send = stack.sends(service_id)[0]
-    error = stack.dispatch_error(sent=first_send, next_run=body["next_run"])
+    assert 2 <= _epoch(body["next_run"]) - updating_at <= 2 + 1
+    next_send = wait_for(lambda: [at for at in stack.sends(service_id) if at > updating_at],
+                         timeout=2 + PICKUP_SECONDS, what="a dispatch after the update")[0]
+    error = stack.dispatch_error(sent=next_send, next_run=body["next_run"])
     assert -EARLY_TOLERANCE <= error < LATE_TOLERANCE, f"sent {error:+.3f} s from next_run {body['next_run']}"
-    assert first_send - updated_at <= PICKUP_SECONDS
+    assert next_send - updating_at <= PICKUP_SECONDS
     assert stack.beat.running()
     assert stack.beat_log.count("beat: Starting...") == 1
 
@@ -350,7 +364,7 @@ def test_disable_stops_dispatch_within_5_s_and_enable_does_not_run_at_once(stack
     disabled = api.toggle(schedule["id"], enabled=False)
     disabled_at = time.time()
     assert (disabled["enabled"], disabled["next_run"]) == (False, None)
-    _wait_past(disabled_at + PICKUP_SECONDS + 2)
+    _wait_past(disabled_at + PICKUP_SECONDS + OBSERVE_SECONDS)
     assert [at for at in stack.sends(service_id) if at > disabled_at + PICKUP_SECONDS] == []
     assert [call for call in stack.calls.of(service_id) if call["received_at"] > disabled_at + PICKUP_SECONDS] == []
 
@@ -381,12 +395,13 @@ def test_delete_stops_dispatch_within_5_s_and_leaves_no_beat_row(stack, api, del
     else:
         api.delete_service(service_id)
     deleted_at = time.time()
-    _wait_past(deleted_at + PICKUP_SECONDS + 2)
+    _wait_past(deleted_at + PICKUP_SECONDS + OBSERVE_SECONDS)
 
     assert [at for at in stack.sends(service_id) if at > deleted_at + PICKUP_SECONDS] == []
     assert [call for call in stack.calls.of(service_id) if call["received_at"] > deleted_at + PICKUP_SECONDS] == []
     assert _beat_rows(service_id) == []
-    assert [at for at in stack.sends(kept_service) if at > deleted_at + PICKUP_SECONDS], "the other service runs on"
+    wait_for(lambda: [at for at in stack.sends(kept_service) if at > deleted_at + PICKUP_SECONDS],
+             timeout=PICKUP_SECONDS, what="the other service's schedule to keep running")
 
 
 def test_run_now_reaches_the_worker_with_the_service_id(stack, api):
@@ -437,4 +452,6 @@ def test_beat_heartbeat_reaches_the_worker_and_health_says_ok(stack):
 
     assert fresher.worker == stack.worker_name
     assert heartbeat.check_beat() == heartbeat.BEAT_OK
-    assert PeriodicTask.objects.filter(name="luffy-admin:beat-heartbeat", enabled=True).exists()
+    entry = PeriodicTask.objects.get(name="luffy-admin:beat-heartbeat")
+    assert (entry.task, entry.queue, entry.enabled) == ("luffy_admin.beat_heartbeat", stack.heartbeat_queue, True)
+    assert entry.expire_seconds == 3 * HEARTBEAT_SECONDS
