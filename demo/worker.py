@@ -2,9 +2,10 @@
 
 The real tasks live in the luffy codebase. This worker registers a task under each
 catalogue task name that logs the call and appends it, with its service id, to a JSON-lines
-file, so a person or a test can see what beat sent:
+file, so a person or a test can see what beat sent. It also runs luffy-admin's beat heartbeat,
+so it consumes the heartbeat queue as well:
 
-    celery -A demo.worker worker -Q default --loglevel INFO
+    celery -A demo.worker worker -Q default,luffy-admin --loglevel INFO
 """
 
 import json
@@ -21,6 +22,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402  (needs django.setup() first)
 
+from schedules import tasks  # noqa: E402,F401  (registers the beat heartbeat on this app)
 from schedules.catalogue import get_catalogue  # noqa: E402
 
 logger = logging.getLogger("luffy.demo")
@@ -35,6 +37,8 @@ def stand_in(self, service_id):
     call = {
         "task": self.name,
         "service_id": service_id,
+        "args": list(self.request.args),
+        "queue": (self.request.delivery_info or {}).get("routing_key"),
         "task_id": self.request.id,
         # django-celery-beat adds this header to every message beat sends; run-now has none.
         "periodic_task_name": getattr(self.request, "periodic_task_name", None),

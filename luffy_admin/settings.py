@@ -216,6 +216,26 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SYNC_EVERY = 1
 # Beat wakes at least this often, which bounds how late it notices a change.
 CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("CELERY_BEAT_MAX_LOOP_INTERVAL", default=1)
+# Beat liveness: beat sends a heartbeat every LUFFY_BEAT_HEARTBEAT_SECONDS to
+# LUFFY_BEAT_HEARTBEAT_QUEUE; the worker that runs it records the time, which /health reads.
+# That queue needs a worker with luffy-admin's tasks (the demo worker, or
+# `celery -A luffy_admin worker -Q luffy-admin`); luffy's own workers do not know the task.
+LUFFY_BEAT_HEARTBEAT_SECONDS = env.int("LUFFY_BEAT_HEARTBEAT_SECONDS", default=10)
+LUFFY_BEAT_HEARTBEAT_QUEUE = env.str("LUFFY_BEAT_HEARTBEAT_QUEUE", default="luffy-admin")
+# /health reports beat "stale" when no heartbeat ran for this long (three missed heartbeats).
+LUFFY_BEAT_HEARTBEAT_STALE_SECONDS = env.int(
+    "LUFFY_BEAT_HEARTBEAT_STALE_SECONDS", default=3 * LUFFY_BEAT_HEARTBEAT_SECONDS
+)
+# Beat copies this entry into django-celery-beat's PeriodicTask table each time it starts.
+# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html#entries
+CELERY_BEAT_SCHEDULE = {
+    "luffy-admin:beat-heartbeat": {
+        "task": "luffy_admin.beat_heartbeat",
+        "schedule": LUFFY_BEAT_HEARTBEAT_SECONDS,
+        # A heartbeat that waited longer than the "stale" age proves nothing: workers drop it.
+        "options": {"queue": LUFFY_BEAT_HEARTBEAT_QUEUE, "expire_seconds": LUFFY_BEAT_HEARTBEAT_STALE_SECONDS},
+    },
+}
 
 # --- luffy-admin ------------------------------------------------------------------------------
 # Queues that luffy's workers consume; every catalogue entry must name one of them.

@@ -132,3 +132,28 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+
+
+class BeatHeartbeat(models.Model):
+    """The last heartbeat a worker ran: beat sent it, the broker carried it, a worker ran it.
+
+    One row, written by the ``luffy_admin.beat_heartbeat`` task; ``/health`` reads its age.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    received_at = models.DateTimeField(
+        verbose_name="received at",
+        help_text="When a worker last ran beat's heartbeat task. Example: 2026-01-31T12:00:05Z",
+    )
+    worker = models.CharField(
+        max_length=200,
+        verbose_name="worker",
+        help_text="Celery host name of the worker that ran it. Example: demo@web-1",
+    )
+
+    class Meta:
+        verbose_name = "beat heartbeat"
+        verbose_name_plural = "beat heartbeat"
+
+    def __str__(self):
+        return f"{self.received_at:%Y-%m-%d %H:%M:%S} by {self.worker}"

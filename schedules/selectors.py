@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 
 from . import timing
-from .models import AuditEvent, Service, TaskSchedule
+from .models import AuditEvent, BeatHeartbeat, Service, TaskSchedule
 
 
 def schedule_timing(schedule: TaskSchedule) -> timing.Timing:
@@ -74,3 +74,7 @@ def service_get(service_id: str) -> Service | None:
 
 def schedule_history(schedule_id) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(schedule_id=schedule_id).order_by("-at", "-id")
+
+
+def beat_heartbeat_get() -> BeatHeartbeat | None:
+    return BeatHeartbeat.objects.filter(pk=1).first()

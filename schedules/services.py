@@ -8,6 +8,7 @@ whole or not at all, and a failure anywhere leaves neither our row nor the Perio
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -17,7 +18,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from luffy_admin.celery import app as celery_app
 
 from . import catalogue, timing
-from .models import AuditEvent, Service, TaskSchedule
+from .models import AuditEvent, BeatHeartbeat, Service, TaskSchedule
 from .selectors import schedule_timing
 
 UNSET: Any = object()
@@ -472,3 +473,15 @@ def schedule_run_now(*, actor: Actor, schedule: TaskSchedule) -> str:
 
     transaction.on_commit(send)
     return task_id
+
+
+# --- beat heartbeat -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def beat_heartbeat_record(*, worker: str, received_at: datetime) -> BeatHeartbeat:
+    """Note that ``worker`` ran beat's heartbeat at ``received_at`` (one row, overwritten)."""
+    heartbeat, _ = BeatHeartbeat.objects.update_or_create(
+        pk=1, defaults={"worker": worker, "received_at": received_at}
+    )
+    return heartbeat

@@ -21,7 +21,9 @@ trap stop INT TERM EXIT
 pids+=($!)
 "$BIN/celery" -A luffy_admin beat -S django --loglevel INFO --pidfile= &
 pids+=($!)
-"$BIN/celery" -A demo.worker worker -Q default --loglevel INFO --concurrency 1 --hostname "demo@%h" &
+# The demo worker stands in for luffy's workers and also runs beat's heartbeat (see /health).
+"$BIN/celery" -A demo.worker worker -Q "default,${LUFFY_BEAT_HEARTBEAT_QUEUE:-luffy-admin}" \
+  --loglevel INFO --concurrency 1 --hostname "demo@%h" &
 pids+=($!)
 
 echo "luffy-admin: admin on http://127.0.0.1:$PORT/admin/ , API on http://127.0.0.1:$PORT/api/v1/task-scheduling/"

@@ -1,0 +1,16 @@
+"""luffy-admin's own Celery task: the beat heartbeat.
+
+The scheduled luffy tasks are not here: they live in the luffy workers' codebase, and beat
+only sends their names.
+"""
+
+from celery import shared_task
+from django.utils import timezone
+
+from . import services
+
+
+@shared_task(name="luffy_admin.beat_heartbeat", bind=True, ignore_result=True)
+def beat_heartbeat(self):
+    """Record that a heartbeat went beat -> broker -> this worker, and when it arrived."""
+    services.beat_heartbeat_record(worker=self.request.hostname or "unknown", received_at=timezone.now())

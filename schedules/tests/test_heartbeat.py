@@ -1,0 +1,46 @@
+"""Beat liveness as /health reports it: the heartbeat task's record and its age."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from schedules import heartbeat, selectors, services, tasks
+
+pytestmark = pytest.mark.django_db
+
+
+def test_heartbeat_task_records_the_worker_and_when_it_ran():
+    """Running the task leaves one row: which worker ran it, and now."""
+    before = timezone.now()
+
+    tasks.beat_heartbeat.apply(throw=True)
+    tasks.beat_heartbeat.apply(throw=True)
+
+    recorded = selectors.beat_heartbeat_get()
+    assert recorded.worker
+    assert before <= recorded.received_at <= timezone.now()
+    assert type(recorded).objects.count() == 1
+
+
+def test_check_beat_is_unknown_before_any_heartbeat():
+    """A fresh install (or no worker on the heartbeat queue yet) cannot say beat is alive."""
+    assert heartbeat.check_beat() == heartbeat.BEAT_UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("age_seconds", "expected"),
+    [
+        (0, heartbeat.BEAT_OK),
+        (29, heartbeat.BEAT_OK),
+        (31, heartbeat.BEAT_STALE),
+        (3600, heartbeat.BEAT_STALE),
+    ],
+)
+@override_settings(LUFFY_BEAT_HEARTBEAT_STALE_SECONDS=30)
+def test_check_beat_reports_the_age_of_the_last_heartbeat(age_seconds, expected):
+    """ok while the last heartbeat is younger than the stale age, stale after."""
+    services.beat_heartbeat_record(worker="demo@host", received_at=timezone.now() - timedelta(seconds=age_seconds))
+
+    assert heartbeat.check_beat() == expected

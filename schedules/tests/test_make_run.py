@@ -1,0 +1,78 @@
+"""`make run` on a bare machine: the embedded default (SQLite + kombu's folder broker) works.
+
+Runs ``scripts/run.sh`` (what ``make run`` runs once the virtualenv exists) with none of the
+project's variables set and its files in a temporary ``LUFFY_VAR_DIR``.
+"""
+
+import os
+import signal
+import sqlite3
+import sys
+import time
+import urllib.request
+from http import HTTPStatus
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from .e2e import Process, WorkerCalls, free_port, wait_for
+
+pytestmark = pytest.mark.e2e
+
+# The demo data's earliest dispatches: web-app's fetch_logs every minute, billing-api's every 60 s.
+FIRST_DISPATCH_SECONDS = 60
+START_SECONDS = 45
+HEARTBEAT_SECONDS = 10
+STOP_SECONDS = 40
+PROJECT_PREFIXES = ("DJANGO_", "DATABASE_URL", "CELERY_", "LUFFY_")
+
+
+def _admin_login_status(port: int) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=2) as response:
+            return response.status
+    except OSError:
+        return None
+
+
+def _heartbeat_worker(database: Path) -> str | None:
+    with sqlite3.connect(database, timeout=20) as db:
+        row = db.execute("SELECT worker FROM schedules_beatheartbeat").fetchone()
+    return row[0] if row else None
+
+
+def test_make_run_serves_dispatches_and_stops_on_the_embedded_default(tmp_path):
+    """The admin answers, beat's first demo dispatch reaches the demo worker, beat's heartbeat
+    is recorded, and stopping the run command (SIGTERM, as a supervisor would) ends every
+    process it started."""
+    var = tmp_path / "var"
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith(PROJECT_PREFIXES)}
+    env.update(VENV=sys.prefix, PORT=str(port), LUFFY_VAR_DIR=str(var), PYTHONUNBUFFERED="1")
+    started = time.time()
+    run = Process(["bash", "scripts/run.sh"], env=env, cwd=Path(settings.BASE_DIR), output=tmp_path / "run.out")
+    try:
+        wait_for(lambda: _admin_login_status(port) == HTTPStatus.OK, timeout=START_SECONDS,
+                 what=f"the admin login page (see {tmp_path / 'run.out'})")
+        calls = WorkerCalls(var / "demo-calls.jsonl")
+        first = wait_for(calls.all, timeout=FIRST_DISPATCH_SECONDS + 15,
+                         what=f"the first demo dispatch (see {tmp_path / 'run.out'})")[0]
+
+        assert first["service_id"] in {"web-app", "billing-api"}
+        assert first["args"] == [first["service_id"]]
+        assert first["queue"] == "default"
+        assert first["periodic_task_name"].startswith(f"luffy:{first['service_id']}:")
+        assert first["received_at"] > started
+        assert (var / "db.sqlite3").exists() and (var / "broker").is_dir()
+        worker = wait_for(lambda: _heartbeat_worker(var / "db.sqlite3"), timeout=3 * HEARTBEAT_SECONDS,
+                          what="the demo worker to record beat's heartbeat")
+        assert worker.startswith("demo@")
+    finally:
+        os.kill(run.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        while run.group_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stopped = not run.group_alive()
+        run.stop()
+    assert stopped, f"processes of the run command outlived it by {STOP_SECONDS} s"
