@@ -1,14 +1,25 @@
-"""Liveness checks behind ``/health``. Each check answers OK, DOWN or UNKNOWN and nothing
-more: the endpoint is anonymous, so it never names a service or counts anything.
+"""Liveness checks behind ``/health``. Each check answers a state and nothing more: the
+endpoint is anonymous, so it never names a service or counts anything.
+
+Beat's liveness comes from its heartbeat: ``beat_heartbeat`` (``schedules/tasks.py``) runs
+every ``LUFFY_BEAT_HEARTBEAT_SECONDS`` only if beat is running, can publish to the broker,
+and a worker consumes ``LUFFY_BEAT_HEARTBEAT_QUEUE``; a recent one proves the whole path.
 """
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import DatabaseError, connection
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from luffy_admin.celery import app as celery_app
 
+from . import selectors
+
 OK = "ok"
 DOWN = "down"
+STALE = "stale"
 UNKNOWN = "unknown"
 DEGRADED = "degraded"
 
@@ -35,19 +46,28 @@ def check_broker(app=celery_app) -> str:
 
 
 def check_beat() -> str:
-    """Beat leaves no heartbeat yet, so its liveness cannot be told from here."""
-    return UNKNOWN
+    """``ok`` when a heartbeat ran recently, ``stale`` when the last one is too old,
+    ``unknown`` when none was ever recorded or the database cannot say."""
+    try:
+        heartbeat = selectors.beat_heartbeat_get()
+    except DatabaseError:
+        return UNKNOWN
+    if heartbeat is None:
+        return UNKNOWN
+    max_age = timedelta(seconds=settings.LUFFY_BEAT_HEARTBEAT_STALE_SECONDS)
+    return OK if timezone.now() - heartbeat.received_at <= max_age else STALE
 
 
 CHECKS = {"database": check_database, "broker": check_broker, "beat": check_beat}
 
 
 def health_report() -> dict[str, str]:
-    """``{"status", <check>: ...}``: down without the database, degraded when another check is down."""
+    """``{"status", <check>: ...}``: down without the database, degraded when another check
+    is down or beat's heartbeat is stale."""
     results = {name: check() for name, check in CHECKS.items()}
     if results["database"] == DOWN:
         status = DOWN
-    elif DOWN in results.values():
+    elif DOWN in results.values() or STALE in results.values():
         status = DEGRADED
     else:
         status = OK

@@ -11,10 +11,14 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
+
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.test.utils import setup_databases, teardown_databases
 
 # Celery's default log format: "[2026-01-31 12:00:05,123: INFO/MainProcess] message".
 # The processes run with TZ=UTC, so the time is UTC, to the millisecond.
@@ -33,6 +37,24 @@ def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.1):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+@contextmanager
+def shared_test_database():
+    """The test database, for tests whose writes must commit so real processes see them.
+
+    pytest-django creates it only when some collected test is marked ``django_db``; when the
+    end-to-end modules run alone none is, and they would run against (and flush) the
+    configured database. Create it here then.
+    """
+    created = None
+    if not connection.settings_dict["NAME"].startswith("test_"):
+        created = setup_databases(verbosity=0, interactive=False, aliases={DEFAULT_DB_ALIAS})
+    try:
+        yield
+    finally:
+        if created is not None:
+            teardown_databases(created, verbosity=0)
 
 
 def text_of(path: Path) -> str:

@@ -22,7 +22,8 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
@@ -32,14 +33,17 @@ from django.db import connection
 from django.test import override_settings
 from django_celery_beat.models import PeriodicTask
 from kombu import Exchange, Queue
+from rest_framework.test import APIClient
+from rest_framework_api_key.models import APIKey
 
 from luffy_admin.celery import app as celery_app
-from schedules import catalogue, heartbeat, selectors, services
+from schedules import health, selectors, services
 
-from .e2e import BeatLog, Process, Timings, WorkerCalls, database_url, text_of, wait_for
+from .e2e import BeatLog, Process, Timings, WorkerCalls, database_url, shared_test_database, text_of, wait_for
 
 pytestmark = pytest.mark.e2e
 
+BASE = "/api/v1/task-scheduling"
 TASK = "fetch_logs"
 CELERY_TASK = "src.services.tasks.fetch_and_process_logs"
 HEARTBEAT_SECONDS = 2
@@ -56,83 +60,60 @@ OBSERVE_SECONDS = 3
 BROKER_HOP_SECONDS = 1.0
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def _schedule_json(schedule_id) -> dict:
-    """A schedule as the REST API renders it (contract: "A schedule reads as")."""
-    schedule = selectors.schedule_get(schedule_id)
-    current = selectors.schedule_timing(schedule)
-    periodic_task = schedule.periodic_task
-    return {
-        "id": str(schedule.pk),
-        "service_id": schedule.service_id,
-        "task_name": schedule.task_name,
-        "task_path": catalogue.get_task(schedule.task_name).task,
-        "schedule_type": current.schedule_type,
-        "cron_expression": current.cron_expression,
-        "interval_seconds": current.interval_seconds,
-        "timezone": current.timezone,
-        "enabled": periodic_task.enabled,
-        "last_run": _iso(periodic_task.last_run_at),
-        "next_run": _iso(selectors.schedule_next_run(schedule)),
-        "description": current.description,
-        "total_run_count": periodic_task.total_run_count,
-        "created_at": _iso(schedule.created_at),
-        "updated_at": _iso(schedule.updated_at),
-    }
-
-
 class Api:
-    """The REST API as these tests use it: one method a call, answering the contract's JSON.
+    """The REST API as the FastAPI stack calls it: seed paths without a trailing slash, an API key.
 
     Each write notes when it returned (committed), to measure how fast beat picks it up.
     """
 
-    def __init__(self, changes: list[float]):
-        self.actor = services.Actor.system("e2e")
+    def __init__(self, changes: list[float], key: str):
         self.changes = changes
+        self.client = APIClient()
+        self.client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+
+    def _call(self, method: str, path: str, expected: HTTPStatus, body: dict | None = None):
+        response = getattr(self.client, method)(f"{BASE}{path}", body, format="json")
+        assert response.status_code == expected, response.content
+        return response.json()
 
     def _changed(self):
         self.changes.append(time.time())
 
     def create_service(self, service_id: str) -> None:
-        services.service_create(actor=self.actor, service_id=service_id, name=service_id)
+        self._call("put", f"/services/{service_id}", HTTPStatus.CREATED, {"name": service_id})
 
     def create_schedule(self, service_id: str, **body) -> dict:
-        service = selectors.service_get(service_id)
-        schedule = services.schedule_create(actor=self.actor, service=service, **body)
+        schedule = self._call("post", f"/services/{service_id}/schedules", HTTPStatus.CREATED, body)
         self._changed()
-        return _schedule_json(schedule.pk)
+        return schedule
 
     def get(self, schedule_id: str) -> dict:
-        return _schedule_json(schedule_id)
+        return self._call("get", f"/schedules/{schedule_id}", HTTPStatus.OK)
 
     def update(self, schedule_id: str, **body) -> dict:
-        services.schedule_update(actor=self.actor, schedule=selectors.schedule_get(schedule_id), **body)
+        schedule = self._call("put", f"/schedules/{schedule_id}", HTTPStatus.OK, body)
         self._changed()
-        return _schedule_json(schedule_id)
+        return schedule
 
     def toggle(self, schedule_id: str, enabled: bool) -> dict:
-        services.schedule_set_enabled(actor=self.actor, schedule=selectors.schedule_get(schedule_id), enabled=enabled)
+        answer = self._call("post", f"/schedules/{schedule_id}/toggle?enabled={str(enabled).lower()}", HTTPStatus.OK)
         self._changed()
-        return _schedule_json(schedule_id)
+        return answer["schedule"]
 
     def delete(self, schedule_id: str) -> None:
-        services.schedule_delete(actor=self.actor, schedule=selectors.schedule_get(schedule_id))
+        self._call("delete", f"/schedules/{schedule_id}", HTTPStatus.OK)
         self._changed()
 
     def delete_service(self, service_id: str) -> None:
-        services.service_delete(actor=self.actor, service=selectors.service_get(service_id))
+        self._call("delete", f"/services/{service_id}", HTTPStatus.OK)
         self._changed()
 
     def run_now(self, schedule_id: str) -> str:
-        return services.schedule_run_now(actor=self.actor, schedule=selectors.schedule_get(schedule_id))
+        return self._call("post", f"/schedules/{schedule_id}/run", HTTPStatus.ACCEPTED)["task_id"]
 
 
 @dataclass
@@ -174,7 +155,14 @@ def _pickups(changes: list[float], reloads: list[float]) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def stack(request, django_db_setup, django_db_blocker, tmp_path_factory):
+def e2e_database(django_db_setup, django_db_blocker):
+    """Database access held open for the module, on the test database."""
+    with django_db_blocker.unblock(), shared_test_database():
+        yield
+
+
+@pytest.fixture(scope="module")
+def stack(request, e2e_database, tmp_path_factory):
     if connection.vendor != "postgresql":
         pytest.skip("beat and the worker need a database server they can share with the tests (PostgreSQL)")
     folder = tmp_path_factory.mktemp("beat-e2e")
@@ -208,7 +196,7 @@ def stack(request, django_db_setup, django_db_blocker, tmp_path_factory):
         LUFFY_QUEUES=[queue],
         LUFFY_BEAT_HEARTBEAT_STALE_SECONDS=3 * HEARTBEAT_SECONDS,
     )
-    with django_db_blocker.unblock(), test_settings:
+    with test_settings:
         try:
             started_at = time.time()
             worker = Process(
@@ -253,7 +241,9 @@ def stack(request, django_db_setup, django_db_blocker, tmp_path_factory):
 
 @pytest.fixture
 def api(stack):
-    yield Api(stack.changes)
+    api_key, key = APIKey.objects.create_key(name=f"e2e-{uuid.uuid4().hex[:8]}")
+    yield Api(stack.changes, key)
+    api_key.delete()
     # Through the write path, so beat is told (PeriodicTasks bump) and drops the entries.
     actor = services.Actor.system("e2e-cleanup")
     for service in list(selectors.service_list()):
@@ -451,7 +441,7 @@ def test_beat_heartbeat_reaches_the_worker_and_health_says_ok(stack):
     )
 
     assert fresher.worker == stack.worker_name
-    assert heartbeat.check_beat() == heartbeat.BEAT_OK
+    assert health.check_beat() == health.OK
     entry = PeriodicTask.objects.get(name="luffy-admin:beat-heartbeat")
     assert (entry.task, entry.queue, entry.enabled) == ("luffy_admin.beat_heartbeat", stack.heartbeat_queue, True)
     assert entry.expire_seconds == 3 * HEARTBEAT_SECONDS
