@@ -157,6 +157,37 @@ class AuditEventAdmin(admin.ModelAdmin):
 # --- schedules ------------------------------------------------------------------------------
 
 
+class WritePathAdmin(admin.ModelAdmin):
+    """Deletes go through the write path and History shows the audit trail.
+
+    Subclasses say which service function deletes one object and which audit events are its.
+    """
+
+    def delete_through_services(self, *, actor, obj):
+        raise NotImplementedError
+
+    def audit_events(self, obj):
+        raise NotImplementedError
+
+    def delete_model(self, request, obj):
+        self.delete_through_services(actor=_actor(request), obj=obj)
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset):
+        # One transaction for the whole selection: all of it goes, or none.
+        actor = _actor(request)
+        for obj in queryset:
+            self.delete_through_services(actor=actor, obj=obj)
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_or_change_permission(request, obj):
+            return super().history_view(request, object_id, extra_context)
+        return audit_history_view(self, request, obj, self.audit_events(obj))
+
+
 class ScheduleColumns:
     """Columns a schedule shows in the schedules list and on its service's page."""
 
@@ -224,7 +255,7 @@ class ScheduleTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(TaskSchedule)
-class TaskScheduleAdmin(ScheduleColumns, admin.ModelAdmin):
+class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     form = ScheduleForm
     list_display = (
         "service_link", "task", "timing_words", "timing_spec", "timezone", "enabled", "last_run", "next_run",
@@ -304,23 +335,11 @@ class TaskScheduleAdmin(ScheduleColumns, admin.ModelAdmin):
         beat_entries = PeriodicTask.objects.filter(luffy_schedule__in=[obj.pk for obj in objs])
         return _with_beat_entries(super().get_deleted_objects(objs, request), beat_entries)
 
-    def delete_model(self, request, obj):
-        services.schedule_delete(actor=_actor(request), schedule=obj)
+    def delete_through_services(self, *, actor, obj):
+        services.schedule_delete(actor=actor, schedule=obj)
 
-    @transaction.atomic
-    def delete_queryset(self, request, queryset):
-        # One transaction for the whole selection: all of it goes, or none.
-        actor = _actor(request)
-        for schedule in queryset:
-            services.schedule_delete(actor=actor, schedule=schedule)
-
-    def history_view(self, request, object_id, extra_context=None):
-        obj = self.get_object(request, unquote(object_id))
-        if obj is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_view_or_change_permission(request, obj):
-            return super().history_view(request, object_id, extra_context)
-        return audit_history_view(self, request, obj, selectors.schedule_history(obj.pk))
+    def audit_events(self, obj):
+        return selectors.schedule_history(obj.pk)
 
     def _set_enabled(self, request, queryset, enabled: bool):
         verb = "enabled" if enabled else "disabled"
@@ -407,7 +426,7 @@ class ScheduleInline(ScheduleColumns, admin.TabularInline):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(WritePathAdmin):
     list_display = ("id", "name", "schedule_count", "updated")
     search_fields = ("id", "name", "description")
     search_help_text = "Search by service id, name or description."
@@ -464,24 +483,11 @@ class ServiceAdmin(admin.ModelAdmin):
         beat_entries = PeriodicTask.objects.filter(luffy_schedule__service__in=[obj.pk for obj in objs])
         return _with_beat_entries(super().get_deleted_objects(objs, request), beat_entries)
 
-    def delete_model(self, request, obj):
-        services.service_delete(actor=_actor(request), service=obj)
+    def delete_through_services(self, *, actor, obj):
+        services.service_delete(actor=actor, service=obj)
 
-    @transaction.atomic
-    def delete_queryset(self, request, queryset):
-        # One transaction for the whole selection: all of it goes, or none.
-        actor = _actor(request)
-        for service in queryset:
-            services.service_delete(actor=actor, service=service)
-
-    def history_view(self, request, object_id, extra_context=None):
-        obj = self.get_object(request, unquote(object_id))
-        if obj is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_view_or_change_permission(request, obj):
-            return super().history_view(request, object_id, extra_context)
-        events = AuditEvent.objects.filter(service_id=obj.pk).order_by("-at", "-id")
-        return audit_history_view(self, request, obj, events)
+    def audit_events(self, obj):
+        return selectors.service_history(obj.pk)
 
 
 # --- django-celery-beat's own pages ---------------------------------------------------------

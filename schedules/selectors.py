@@ -76,5 +76,10 @@ def schedule_history(schedule_id) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(schedule_id=schedule_id).order_by("-at", "-id")
 
 
+def service_history(service_id: str) -> QuerySet[AuditEvent]:
+    """The service's own changes and its schedules', newest first."""
+    return AuditEvent.objects.filter(service_id=service_id).order_by("-at", "-id")
+
+
 def beat_heartbeat_get() -> BeatHeartbeat | None:
     return BeatHeartbeat.objects.filter(pk=1).first()

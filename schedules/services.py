@@ -157,6 +157,19 @@ def _beat_entry_name(*, service_id: str, schedule_id) -> str:
     return f"luffy:{service_id}:{schedule_id}"
 
 
+def _crontab_spec(cron_timing: timing.Timing) -> dict[str, str]:
+    """The CrontabSchedule fields that hold a (normalised) cron timing."""
+    minute, hour, day_of_month, month_of_year, day_of_week = cron_timing.cron_expression.split()
+    return {
+        "minute": minute,
+        "hour": hour,
+        "day_of_month": day_of_month,
+        "month_of_year": month_of_year,
+        "day_of_week": day_of_week,
+        "timezone": cron_timing.timezone,
+    }
+
+
 def _timing_rows(new: timing.Timing, periodic_task: PeriodicTask | None):
     """The (crontab, interval) rows for ``new``, reusing shared rows; never deletes one."""
     if new.schedule_type == timing.INTERVAL:
@@ -168,15 +181,7 @@ def _timing_rows(new: timing.Timing, periodic_task: PeriodicTask | None):
             row = IntervalSchedule.objects.create(every=new.interval_seconds, period=IntervalSchedule.SECONDS)
         return None, row
 
-    minute, hour, day_of_month, month_of_year, day_of_week = new.cron_expression.split()
-    spec = {
-        "minute": minute,
-        "hour": hour,
-        "day_of_month": day_of_month,
-        "month_of_year": month_of_year,
-        "day_of_week": day_of_week,
-        "timezone": new.timezone,
-    }
+    spec = _crontab_spec(new)
     current = periodic_task.crontab if periodic_task is not None else None
     if current is not None and all(str(getattr(current, key)) == value for key, value in spec.items()):
         return current, None
@@ -257,14 +262,8 @@ def _require_bool(value, field: str) -> bool:
 def _refuse_duplicate(*, service: Service, task_name: str, new_timing: timing.Timing, exclude=None):
     candidates = TaskSchedule.objects.filter(service=service, task_name=task_name)
     if new_timing.schedule_type == timing.CRON:
-        minute, hour, day_of_month, month_of_year, day_of_week = new_timing.cron_expression.split()
         candidates = candidates.filter(
-            periodic_task__crontab__minute=minute,
-            periodic_task__crontab__hour=hour,
-            periodic_task__crontab__day_of_month=day_of_month,
-            periodic_task__crontab__month_of_year=month_of_year,
-            periodic_task__crontab__day_of_week=day_of_week,
-            periodic_task__crontab__timezone=new_timing.timezone,
+            **{f"periodic_task__crontab__{key}": value for key, value in _crontab_spec(new_timing).items()}
         )
     else:
         candidates = candidates.filter(
