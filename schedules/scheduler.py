@@ -381,6 +381,10 @@ class FleetScheduler(Scheduler):
         self._heap = []
         self._dirty.clear()
         self._lock.release()
+        try:
+            connection.close()  # most likely dead too; the next load opens a fresh one
+        except _database_errors():
+            pass
 
     # --- the database side --------------------------------------------------------------------
 
@@ -739,7 +743,11 @@ class FleetScheduler(Scheduler):
 
     def _publish(self, send: _Send, now: float):
         if self._producer is None:
-            self._connection = self.app.connection_for_write()
+            # No reconnect loop inside a send (kombu's default retries for seconds): a refused
+            # send goes back to the queue and the tick goes on; the next try is ours to time.
+            self._connection = self.app.connection_for_write(
+                transport_options=dict(self.app.conf.broker_transport_options, max_retries=0)
+            )
             self._producer = self.app.amqp.Producer(self._connection, auto_declare=False)
         logger.info("beat: sending %s (%s) for %s", send.name, send.task, from_us(send.slot))
         headers = dict(send.options["headers"], celery_beat_task=True)
