@@ -55,6 +55,8 @@ SECOND_US = 1_000_000
 # Rows whose date_changed is this close behind the last one seen are read again: a transaction
 # stamps date_changed when it saves and becomes visible only when it commits.
 COMMIT_LAG = timedelta(seconds=10)
+# How long after a row's date_changed django-celery-beat's change stamp may follow it.
+STAMP_SLACK = timedelta(seconds=2)
 # How far back a new leader reads dispatch claims the old leader may not have written back.
 CLAIM_LOOKBACK = timedelta(minutes=10)
 LOCK_KEY = zlib.crc32(b"luffy-admin fleet beat")
@@ -125,7 +127,7 @@ class _Entry:
     """One enabled, schedulable row. Slots keep 100k of these small."""
 
     __slots__ = (
-        "id", "name", "task", "args", "kwargs", "options", "timing", "date_changed",
+        "id", "name", "task", "args", "kwargs", "headers", "options", "timing", "date_changed",
         "anchor", "sent", "due", "start", "stop", "one_off", "expire_us", "run_count",
     )
 
@@ -148,6 +150,7 @@ class _Send:
     task: str
     args: str
     kwargs: str
+    headers: str
     options: dict
     slot: int
     task_id: str
@@ -248,14 +251,12 @@ class FleetScheduler(Scheduler):
 
     poll_seconds = 0.5
     reconcile_seconds = 60.0
-    reconcile_page = 2000
+    reconcile_page = 500
     flush_seconds = 2.0
     lock_retry_seconds = 1.0
     broker_retry_seconds = 1.0
     prune_seconds = 60.0
     max_batch = 500
-    # Dispatch records older than this are deleted; the API shows the last 10 per schedule.
-    retention = timedelta(hours=24)
     # Claims buffered while the database is down (single-beat mode); the oldest go first.
     max_unsaved_claims = 100_000
 
@@ -269,6 +270,7 @@ class FleetScheduler(Scheduler):
         self._pending: deque[_Send] = deque()
         self._unsaved_claims: deque = deque(maxlen=self.max_unsaved_claims)
         self._timings: dict = {}
+        self._shared: dict = {}
         self._loaded = False
         self._announced = False
         self._watermark: datetime | None = None
@@ -282,6 +284,8 @@ class FleetScheduler(Scheduler):
         super().__init__(*args, **kwargs)
         self.max_interval = min(self.max_interval, 1.0)
         self.single = getattr(settings, "LUFFY_BEAT_SINGLE", False) or connection.vendor != "postgresql"
+        # Dispatch records older than this are deleted; the API shows the last 10 per schedule.
+        self.retention = timedelta(hours=getattr(settings, "LUFFY_BEAT_DISPATCH_RETENTION_HOURS", 24))
         self._lock = None if self.single else _LeaderLock(connection.settings_dict)
         self.is_leader = self.single
 
@@ -409,31 +413,34 @@ class FleetScheduler(Scheduler):
         return result
 
     def _full_load(self) -> bool:
+        started = time.perf_counter()
+        self.entries.clear()
+        self._rows.clear()
+        self._unschedulable.clear()
+
         def load():
             claimed = dict(
                 Dispatch.objects.filter(sent_at__gte=from_us(int(self._clock() * SECOND_US)) - CLAIM_LOOKBACK)
                 .values_list("periodic_task_name")
                 .annotate(last=Max("slot"))
             )
-            rows = list(PeriodicTask.objects.values_list(*ROW_FIELDS, named=True).order_by("id"))
-            return rows, claimed, PeriodicTasks.last_change()
+            last_update = PeriodicTasks.last_change()
+            watermark = None
+            # Streamed in chunks: the whole table is never held as rows next to the entries.
+            for row in PeriodicTask.objects.values_list(*ROW_FIELDS, named=True).order_by("id").iterator(2000):
+                self._apply(row, claimed_slot=claimed.get(row.name), push=False)
+                if watermark is None or row.date_changed > watermark:
+                    watermark = row.date_changed
+            return last_update, watermark
 
-        started = time.perf_counter()
         loaded = self._db("loading the schedule", load)
         if loaded is None:
+            self.entries.clear()
+            self._rows.clear()
             return False
-        rows, claimed, self._last_update = loaded
-        self.entries.clear()
-        self._rows.clear()
-        self._heap = []
-        watermark = None
-        for row in rows:
-            self._apply(row, claimed_slot=claimed.get(row.name), push=False)
-            if watermark is None or row.date_changed > watermark:
-                watermark = row.date_changed
+        self._last_update, self._watermark = loaded
         self._heap = [(entry.due, next(_sequence), entry) for entry in self.entries.values()]
         heapq.heapify(self._heap)
-        self._watermark = watermark
         self._loaded = True
         self._reconcile_cursor = 0
         self._next["reconcile"] = self._clock() + self.reconcile_seconds
@@ -444,33 +451,40 @@ class FleetScheduler(Scheduler):
         return True
 
     def _poll_changes(self):
+        """Take in the rows saved since the last look, and deletions when the change stamp says so."""
         def poll():
-            changed = []
+            changed = PeriodicTask.objects.values_list(*ROW_FIELDS, named=True)
             if self._watermark is not None:
-                changed = list(PeriodicTask.objects.filter(date_changed__gt=self._watermark - COMMIT_LAG)
-                               .values_list(*ROW_FIELDS, named=True))
-            else:
-                changed = list(PeriodicTask.objects.values_list(*ROW_FIELDS, named=True))
-            last_update = PeriodicTasks.last_change()
-            totals = None
-            if last_update != self._last_update:
-                totals = PeriodicTask.objects.aggregate(count=Count("id"), total=Sum("id"))
-            return changed, last_update, totals
+                changed = changed.filter(date_changed__gt=self._watermark - COMMIT_LAG)
+            return list(changed), PeriodicTasks.last_change()
 
         polled = self._db("polling for changes", poll)
         if polled is None:
             return
-        changed, last_update, totals = polled
+        rows, last_update = polled
+        changed = [row for row in rows if self._apply(row)]
         for row in changed:
-            self._apply(row)
             if self._watermark is None or row.date_changed > self._watermark:
                 self._watermark = row.date_changed
+        stamp_moved = last_update is not None and last_update != self._last_update
         self._last_update = last_update
-        if totals is not None and (totals["count"], totals["total"] or 0) != (len(self._rows), sum(self._rows)):
-            ids = self._db("looking for deleted rows", lambda: set(PeriodicTask.objects.values_list("id", flat=True)))
-            if ids is not None:
-                for row_id in [row_id for row_id in self._rows if row_id not in ids]:
-                    self._forget(row_id)
+        # django-celery-beat stamps PeriodicTasks on every instance save and delete. A save
+        # shows up above with a date_changed just before the stamp; a stamp nothing explains
+        # is a delete, worth one aggregate over the table (a delete next to a save within one
+        # poll is left to the reconciliation).
+        if stamp_moved and not any(timedelta(0) <= last_update - row.date_changed < STAMP_SLACK for row in changed):
+            self._find_deletions()
+
+    def _find_deletions(self):
+        totals = self._db("looking for deleted rows", lambda: PeriodicTask.objects.aggregate(
+            count=Count("id"), total=Sum("id")
+        ))
+        if totals is None or (totals["count"], totals["total"] or 0) == (len(self._rows), sum(self._rows)):
+            return
+        ids = self._db("looking for deleted rows", lambda: set(PeriodicTask.objects.values_list("id", flat=True)))
+        if ids is not None:
+            for row_id in [row_id for row_id in self._rows if row_id not in ids]:
+                self._forget(row_id)
 
     def _reconcile_page(self, now: float):
         """Compare one page of rows (by id) with memory; a full pass takes ``reconcile_seconds``."""
@@ -521,14 +535,14 @@ class FleetScheduler(Scheduler):
                     "SET last_run_at = v.last_run_at, total_run_count = t.total_run_count + v.runs "
                     "FROM (VALUES %s) AS v (id, last_run_at, runs, date_changed) "
                     "WHERE t.id = v.id AND t.date_changed = v.date_changed",
-                    [(row_id, from_us(anchor), runs, changed) for row_id, (anchor, runs, changed) in batch],
+                    [(row_id, from_us(anchor), runs, from_us(changed)) for row_id, (anchor, runs, changed) in batch],
                     template="(%s, %s::timestamptz, %s, %s::timestamptz)",
                     page_size=1000,
                 )
             return True
         with transaction.atomic():
             for row_id, (anchor, runs, changed) in batch:
-                PeriodicTask.objects.filter(pk=row_id, date_changed=changed).update(
+                PeriodicTask.objects.filter(pk=row_id, date_changed=from_us(changed)).update(
                     last_run_at=from_us(anchor), total_run_count=F("total_run_count") + runs
                 )
         return True
@@ -567,28 +581,28 @@ class FleetScheduler(Scheduler):
             return self._timings[key]
         raise Unschedulable("only interval and crontab schedules are supported, one per row")
 
-    def _apply(self, row, claimed_slot=None, push=True):
-        """Bring memory in line with one row (new, changed or unchanged)."""
+    def _apply(self, row, claimed_slot=None, push=True) -> bool:
+        """Bring memory in line with one row; False when it was already so."""
         row_id, name = row.id, row.name
         fingerprint = hash(row[:-RUN_STATE_FIELDS])
         if self._rows.get(row_id) == fingerprint:
-            return
+            return False
         previous = self.entries.pop(row_id, None)
         self._rows[row_id] = fingerprint
         self._unschedulable.pop(row_id, None)
         if not row.enabled:
-            return
+            return True
         try:
             entry = self._build(row, previous, claimed_slot)
         except (Unschedulable, OverflowError, ValueError, TypeError) as exc:
             self._unschedulable[row_id] = fingerprint
             logger.error("beat: skipping schedule %r: %s", name, exc)
-            return
-        if entry.due is None:
-            return
-        self.entries[row_id] = entry
-        if push:
-            heapq.heappush(self._heap, (entry.due, next(_sequence), entry))
+            return True
+        if entry.due is not None:
+            self.entries[row_id] = entry
+            if push:
+                heapq.heappush(self._heap, (entry.due, next(_sequence), entry))
+        return True
 
     def _build(self, row, previous: _Entry | None, claimed_slot: datetime | None) -> _Entry:
         try:
@@ -599,19 +613,20 @@ class FleetScheduler(Scheduler):
             raise Unschedulable(f"arguments are not valid JSON ({exc})") from None
         if not isinstance(decoded_args, list) or not isinstance(decoded_kwargs, dict) or not isinstance(decoded_headers, dict):
             raise Unschedulable("args must be a JSON list, kwargs and headers JSON objects")
-        decoded_headers["periodic_task_name"] = row.name
-        options = {
-            key: getattr(row, key)
-            for key in ("queue", "exchange", "routing_key", "priority")
-            if getattr(row, key) is not None
-        }
-        options["headers"] = decoded_headers
+        routing = tuple((key, getattr(row, key)) for key in ("queue", "exchange", "routing_key", "priority")
+                        if getattr(row, key) is not None)
+        # Thousands of rows share a queue and plain JSON: keep one copy of each, not one per row.
+        shared = self._shared
 
         entry = _Entry()
-        entry.id, entry.name, entry.task = row.id, row.name, row.task
-        entry.args, entry.kwargs, entry.options = row.args or "[]", row.kwargs or "{}", options
+        entry.id, entry.name = row.id, row.name
+        entry.task = shared.setdefault(row.task, row.task)
+        entry.args = shared.setdefault(row.args or "[]", row.args or "[]")
+        entry.kwargs = shared.setdefault(row.kwargs or "{}", row.kwargs or "{}")
+        entry.headers = shared.setdefault(row.headers or "{}", row.headers or "{}")
+        entry.options = shared.setdefault(routing, dict(routing))
         entry.timing = self._timing(row)
-        entry.date_changed = row.date_changed
+        entry.date_changed = to_us(row.date_changed)
         entry.start = to_us(row.start_time) if row.start_time else None
         entry.stop = to_us(row.expires) if row.expires else None
         entry.one_off = row.one_off
@@ -683,7 +698,7 @@ class FleetScheduler(Scheduler):
             period = entry.timing.after(slot) - slot
         return _Send(
             entry_id=entry.id, name=entry.name, task=entry.task, args=entry.args, kwargs=entry.kwargs,
-            options=entry.options, slot=slot, task_id=task_id_for(entry.name, slot),
+            headers=entry.headers, options=entry.options, slot=slot, task_id=task_id_for(entry.name, slot),
             period=period, stale_at=slot + max(period, CATCH_UP),
         )
 
@@ -750,14 +765,15 @@ class FleetScheduler(Scheduler):
             )
             self._producer = self.app.amqp.Producer(self._connection, auto_declare=False)
         logger.info("beat: sending %s (%s) for %s", send.name, send.task, from_us(send.slot))
-        headers = dict(send.options["headers"], celery_beat_task=True)
+        # The headers the stock scheduler sends: the worker side knows the entry by its name.
+        headers = dict(json.loads(send.headers), periodic_task_name=send.name, celery_beat_task=True)
         self.app.send_task(
             send.task, json.loads(send.args), json.loads(send.kwargs),
             task_id=send.task_id, producer=self._producer, retry=False,
             # Stale once the next slot is due: a lagging worker pool skips it instead of
             # replaying a pile of old runs.
             expires=from_us(max(send.slot, int(now * SECOND_US)) + send.period),
-            **dict(send.options, headers=headers),
+            headers=headers, **send.options,
         )
 
     def _release_broker(self):

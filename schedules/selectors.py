@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 
 from . import timing
-from .models import AuditEvent, Service, TaskSchedule
+from .models import AuditEvent, Dispatch, Service, TaskSchedule
 
 
 def schedule_timing(schedule: TaskSchedule) -> timing.Timing:
@@ -73,3 +73,8 @@ def service_get(service_id: str) -> Service | None:
 
 def schedule_history(schedule_id) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(schedule_id=schedule_id).order_by("-at", "-id")
+
+
+def schedule_recent_dispatches(schedule: TaskSchedule, limit: int = 10) -> QuerySet[Dispatch]:
+    """What beat last sent for the schedule (slot, task id, sent at), newest slot first."""
+    return Dispatch.objects.filter(periodic_task_name=schedule.periodic_task.name).order_by("-slot")[:limit]

@@ -321,3 +321,19 @@ def test_slots_missed_for_longer_than_a_period_are_sent_once(make_schedule, sche
     beat = scheduler()
     run(beat, clock, datetime.fromtimestamp(clock.now, UTC) + timedelta(seconds=5))
     assert len(sent(broker)) == 1
+
+
+def test_dispatch_records_are_kept_for_the_retention_and_the_last_ten_listed(make_schedule, scheduler, clock, broker):
+    """Each send is recorded; records past the retention go; the selector lists the newest ten."""
+    schedule = make_schedule(schedule_type="interval", interval_seconds=60)
+    name = schedule.periodic_task.name
+    now = datetime.fromtimestamp(clock.now, UTC)
+    slots = [now - timedelta(minutes=minutes) for minutes in range(1, 13)] + [now - timedelta(days=2)]
+    Dispatch.objects.bulk_create(
+        [Dispatch(periodic_task_name=name, slot=slot, task_id=task_id_for(name, to_us(slot)), sent_at=slot)
+         for slot in slots]
+    )
+    beat = scheduler()
+    beat.tick()
+    assert Dispatch.objects.filter(slot__lt=now - timedelta(days=1)).exists() is False
+    assert [dispatch.slot for dispatch in selectors.schedule_recent_dispatches(fresh(schedule))] == slots[:10]
