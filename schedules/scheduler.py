@@ -8,11 +8,12 @@ scheduler reloads every row after any change and compares every entry on every t
   costs O(log N));
 - picks up changes incrementally: every ``poll_seconds`` it reads the rows whose
   ``date_changed`` moved, and checks for deletions with one aggregate when
-  ``PeriodicTasks.last_update`` moved; a paced reconciliation walks the whole table once per
-  ``reconcile_seconds`` to catch what bypasses both (SQL, bulk updates, edited crontab rows);
+  ``PeriodicTasks.last_update`` moved without a saved row to explain it; a paced
+  reconciliation walks the whole table once per ``reconcile_seconds`` to catch what bypasses
+  both (SQL, bulk updates, edited crontab rows);
 - writes run state (``last_run_at`` = the slot sent, ``total_run_count``) back in batches
-  every ``flush_seconds`` with a queryset ``.update()``: ``date_changed`` stays as it is and no
-  change is signalled, so its own writes never trigger a reload;
+  every ``flush_seconds`` with an UPDATE, never ``save()``: ``date_changed`` stays as it is and
+  no change is signalled, so its own writes never trigger a reload;
 - claims each slot in ``schedules.Dispatch`` (unique per entry and slot) before sending it;
   the claim is the recent-dispatch record and what keeps a slot single across a failover;
 - on PostgreSQL, dispatches only while it holds an advisory lock on a dedicated connection
@@ -20,7 +21,7 @@ scheduler reloads every row after any change and compares every entry on every t
   died cannot send (fails closed). Any number of beats may run; one dispatches. On SQLite, or
   with ``LUFFY_BEAT_SINGLE=true``, there is no lock: run exactly one beat;
 - skips and logs (by name) a row it cannot schedule; keeps going through database and broker
-  outages: a send the broker refused is retried, in order, until it goes or its slot expires.
+  outages: a send the broker refused is retried, in order, until it goes or goes stale.
 
 Semantics match ``selectors.schedule_next_run``: an entry anchors on ``last_run_at``, or
 ``date_changed`` when that is empty, and runs at the first slot strictly after the anchor.
@@ -128,7 +129,7 @@ class _Entry:
 
     __slots__ = (
         "id", "name", "task", "args", "kwargs", "headers", "options", "timing", "date_changed",
-        "anchor", "sent", "due", "start", "stop", "one_off", "expire_us", "run_count",
+        "anchor", "sent", "due", "start", "stop", "one_off", "expire_us",
     )
 
     def next_due(self) -> int | None:
@@ -266,7 +267,7 @@ class FleetScheduler(Scheduler):
         self._rows: dict[int, int] = {}  # every row seen (even disabled or unschedulable) -> fingerprint
         self._unschedulable: dict[int, int] = {}
         self._heap: list = []
-        self._dirty: dict[int, tuple[int, int, datetime]] = {}
+        self._dirty: dict[int, tuple[int, int, int]] = {}  # id -> (anchor, runs, date_changed), in µs
         self._pending: deque[_Send] = deque()
         self._unsaved_claims: deque = deque(maxlen=self.max_unsaved_claims)
         self._timings: dict = {}
@@ -320,6 +321,9 @@ class FleetScheduler(Scheduler):
         if not self._announced:
             self._announced = True
             self._announce_single()
+        if self._pending and now >= self._next["broker"]:
+            # Claimed slots are this beat's to send, leader or not: no other beat will.
+            self._drain_pending(now)
         if not self.single and now >= self._next["lock"]:
             self._check_leadership(now)
         if not self.is_leader:
@@ -343,8 +347,6 @@ class FleetScheduler(Scheduler):
             return self.lock_retry_seconds
 
         self._dispatch_due(int(now * SECOND_US))
-        if self._pending and now >= self._next["broker"]:
-            self._drain_pending(now)
 
         wake = min(self._next["poll"], self._next["reconcile"], now + self.max_interval)
         if self._pending:
@@ -398,7 +400,8 @@ class FleetScheduler(Scheduler):
             result = work()
         except _database_errors() as exc:
             if not self._db_down:
-                logger.error("beat: database unreachable while %s (%s); dispatching from memory", what, exc)
+                logger.error("beat: database unreachable while %s (%s)%s", what, exc,
+                             "; dispatching from memory" if self.single else "")
             self._db_down = True
             try:
                 connection.close()
@@ -497,13 +500,13 @@ class FleetScheduler(Scheduler):
         self._next["reconcile"] = now + self.reconcile_seconds / pages
         if page is None:
             return
-        seen = {row.id for row in page}
         for row in page:
             self._apply(row)
-        last = page[-1].id if len(page) == self.reconcile_page else None
-        for row_id in [row_id for row_id in self._rows if row_id > cursor and (last is None or row_id <= last) and row_id not in seen]:
-            self._forget(row_id)
-        self._reconcile_cursor = last or 0
+        if len(page) == self.reconcile_page:
+            self._reconcile_cursor = page[-1].id
+        else:  # end of the table: a full pass is done, deletions included
+            self._reconcile_cursor = 0
+            self._find_deletions()
 
     def _flush(self):
         """Write run state back, batched; a row changed since it was read keeps its new anchor.
@@ -631,7 +634,6 @@ class FleetScheduler(Scheduler):
         entry.stop = to_us(row.expires) if row.expires else None
         entry.one_off = row.one_off
         entry.expire_us = row.expire_seconds * SECOND_US if row.expire_seconds else None
-        entry.run_count = row.total_run_count
         # The row's anchor, unless this beat (or, after a takeover, the last leader) has
         # already sent a later slot that is not written back yet.
         entry.sent = max(previous.sent if previous is not None else 0,
@@ -719,7 +721,6 @@ class FleetScheduler(Scheduler):
 
     def _advance(self, entry: _Entry, slot: int, now: int):
         entry.anchor = entry.sent = slot
-        entry.run_count += 1
         try:
             due = None if entry.one_off else self._skip_stale(entry, entry.next_due())
         except (OverflowError, ValueError) as exc:
