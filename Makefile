@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test venv clean
+.PHONY: run test bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -17,6 +17,11 @@ run: venv
 
 test: venv
 	VENV=$(VENV) scripts/test.sh $(ARGS)
+
+# Stock DatabaseScheduler vs the fleet scheduler; `make bench ARGS="--n 100000"` for other sizes.
+bench: venv
+	. scripts/services.sh && ensure_postgres && ensure_redis && \
+	  CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/13} $(VENV)/bin/python bench/beat_bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles test-output

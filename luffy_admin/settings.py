@@ -211,7 +211,12 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 # https://django-celery-beat.readthedocs.io/en/latest/
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The fleet scheduler reads django-celery-beat's tables; `celery beat -S django` runs the stock one.
+CELERY_BEAT_SCHEDULER = "schedules.scheduler:FleetScheduler"
+# No leader lock: exactly one beat may run (always so on SQLite). See README, "Fleet scheduler".
+LUFFY_BEAT_SINGLE = env.bool("LUFFY_BEAT_SINGLE", default=False)
+# How long the record of each send (schedules.Dispatch) is kept.
+LUFFY_BEAT_DISPATCH_RETENTION_HOURS = env.int("LUFFY_BEAT_DISPATCH_RETENTION_HOURS", default=24)
 # Write last_run_at back after every dispatch so the API's last_run lags by seconds, not minutes.
 CELERY_BEAT_SYNC_EVERY = 1
 # Beat wakes at least this often, which bounds how late it notices a change.

@@ -214,7 +214,11 @@ def describe(expression) -> str:
 def next_run_after(expression, timezone, after: datetime) -> datetime:
     """The first slot strictly after ``after``, as Celery's crontab computes it."""
     parsed = parse(expression) if not isinstance(expression, CronExpression) else expression
-    schedule = parsed.crontab(timezone)
+    return next_slot(parsed.crontab(timezone), after)
+
+
+def next_slot(schedule: TzAwareCrontab, after: datetime) -> datetime:
+    """``next_run_after`` for a crontab built once and reused (beat computes many slots)."""
     start, delta, _ = schedule.remaining_delta(after.astimezone(schedule.tz))
     return start + delta
 

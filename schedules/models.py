@@ -157,3 +157,45 @@ class BeatHeartbeat(models.Model):
 
     def __str__(self):
         return f"{self.received_at:%Y-%m-%d %H:%M:%S} by {self.worker}"
+
+
+class Dispatch(models.Model):
+    """One slot the fleet scheduler sent: its durable claim, so no slot is sent twice.
+
+    Written by the beat scheduler (``schedules/scheduler.py``) before it publishes, not by the
+    write path. The unique (name, slot) pair is what keeps a slot single across a failover.
+    Plain values, not a foreign key: the record outlives a deleted schedule until pruned.
+    """
+
+    periodic_task_name = models.CharField(
+        max_length=200,
+        verbose_name="beat entry",
+        help_text="Name of the django-celery-beat entry sent. Example: luffy:web-app:5b0e...",
+    )
+    slot = models.DateTimeField(
+        verbose_name="slot",
+        help_text="The run time the message stands for. Example: 2026-01-01T10:15:00Z",
+    )
+    task_id = models.CharField(
+        max_length=36,
+        verbose_name="task id",
+        help_text="Celery task id of the message, derived from the entry and the slot.",
+    )
+    sent_at = models.DateTimeField(
+        db_index=True,
+        verbose_name="sent at",
+        help_text="When beat claimed and sent the slot. Example: 2026-01-01T10:15:00.012Z",
+    )
+
+    class Meta:
+        ordering = ["-slot"]
+        verbose_name = "dispatch"
+        verbose_name_plural = "dispatches"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["periodic_task_name", "slot"], name="schedules_dispatch_one_per_slot"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.periodic_task_name} @ {self.slot:%Y-%m-%d %H:%M:%S}"

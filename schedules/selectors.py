@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 
 from . import timing
-from .models import AuditEvent, BeatHeartbeat, Service, TaskSchedule
+from .models import AuditEvent, BeatHeartbeat, Dispatch, Service, TaskSchedule
 
 
 def schedule_timing(schedule: TaskSchedule) -> timing.Timing:
@@ -83,3 +83,8 @@ def service_history(service_id: str) -> QuerySet[AuditEvent]:
 
 def beat_heartbeat_get() -> BeatHeartbeat | None:
     return BeatHeartbeat.objects.filter(pk=1).first()
+
+
+def schedule_recent_dispatches(schedule: TaskSchedule, limit: int = 10) -> QuerySet[Dispatch]:
+    """What beat last sent for the schedule (slot, task id, sent at), newest slot first."""
+    return Dispatch.objects.filter(periodic_task_name=schedule.periodic_task.name).order_by("-slot")[:limit]

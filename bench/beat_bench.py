@@ -1,0 +1,340 @@
+"""Benchmark: the stock DatabaseScheduler against the fleet scheduler, in the same run.
+
+    python bench/beat_bench.py                 # 1,000 and 10,000 schedules
+    python bench/beat_bench.py --n 100000      # any sizes, repeat --n
+
+For each size it seeds N interval schedules (every 15 minutes, last runs spread over the past
+15 minutes, so about N/900 come due each second) in its own database, then for each scheduler:
+
+- in a fresh process (so memory is its own): load time (construct + first tick), reload after
+  one change (one row saved, then the work that takes it in: the stock scheduler's re-read and
+  heap rebuild, the fleet scheduler's poll; median of 5), and dispatch rate with all N due
+  (ticks driven directly, real broker, 5 s or until all are sent);
+- as a real ``celery beat`` process for ``--window`` seconds: one row edited each second (its
+  last run moved back so it is due at once, saved as the admin saves it), the broker queue read
+  as messages arrive: change-to-broker pickup p50/p99, lateness p50/p99 of the regular sends
+  (arrival minus due time), and the beat process's RSS.
+
+It prints a table with fleet/stock ratios and writes JSON (``--json``, default var/bench.json).
+The database named by ``--database`` (default luffy_bench) is created if missing and emptied.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEDULERS = {
+    "stock": "django_celery_beat.schedulers:DatabaseScheduler",
+    "fleet": "schedules.scheduler:FleetScheduler",
+}
+QUEUE = "bench"
+PERIOD = 900
+TASK = "src.services.tasks.fetch_and_process_logs"
+
+
+def bench_database_url(database: str) -> str:
+    parts = urlsplit(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/luffy_admin")
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def setup_django(database_url: str):
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "luffy_admin.settings")
+    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def ensure_database(database_url: str):
+    import psycopg2
+
+    parts = urlsplit(database_url)
+    admin = psycopg2.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username or "postgres",
+                             password=parts.password, dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [parts.path.lstrip("/")])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{parts.path.lstrip("/")}"')
+    admin.close()
+
+
+def rss_mb(pid="self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values, fraction):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def broker():
+    import redis
+    from django.conf import settings
+
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+
+# --- seeding ------------------------------------------------------------------------------
+
+
+def seed(n: int) -> dict[str, float]:
+    """N enabled interval rows with last runs spread over one period; returns name -> due time."""
+    from datetime import UTC, datetime, timedelta
+
+    from django.db import connection
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+    from schedules.models import Dispatch
+
+    with connection.cursor() as cursor:
+        # One statement: a queryset delete signals (and stamps PeriodicTasks) once per row.
+        cursor.execute(f"DELETE FROM {PeriodicTask._meta.db_table}")
+    Dispatch.objects.all().delete()
+    broker().delete(QUEUE)
+    interval, _ = IntervalSchedule.objects.get_or_create(every=PERIOD, period=IntervalSchedule.SECONDS)
+    now = datetime.now(UTC)
+    rows, due = [], {}
+    for i in range(n):
+        last_run = now - timedelta(seconds=random.uniform(0, PERIOD))
+        name = f"bench-{i:06d}"
+        rows.append(PeriodicTask(name=name, task=TASK, args=json.dumps([f"svc-{i}"]), queue=QUEUE,
+                                 interval=interval, last_run_at=last_run))
+        due[name] = (last_run + timedelta(seconds=PERIOD)).timestamp()
+    PeriodicTask.objects.bulk_create(rows, batch_size=2000)
+    # A fleet in steady state: its rows were saved long ago, not all in the last second.
+    PeriodicTask.objects.update(date_changed=now - timedelta(hours=1))
+    PeriodicTasks.update_changed()
+    with connection.cursor() as cursor:  # planner statistics, as autovacuum keeps them
+        cursor.execute(f"ANALYZE {PeriodicTask._meta.db_table}")
+    return due
+
+
+# --- in-process measurements (run in a child process per scheduler) -----------------------
+
+
+def measure_in_process(scheduler_key: str) -> dict:
+    from celery.utils.imports import symbol_by_name
+    from datetime import UTC, datetime, timedelta
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
+
+    from luffy_admin.celery import app
+
+    cls = symbol_by_name(SCHEDULERS[scheduler_key])
+    n = PeriodicTask.objects.count()
+    baseline = rss_mb()
+    started = time.perf_counter()
+    scheduler = cls(app=app)
+    scheduler.tick()
+    load_s = time.perf_counter() - started
+    loaded_rss = rss_mb()
+
+    # The work to take one saved row in: the stock scheduler re-reads every row and rebuilds
+    # its heap; the fleet scheduler polls for what changed.
+    reloads = []
+    ids = list(PeriodicTask.objects.order_by("?").values_list("id", flat=True)[:5])
+    for row_id in ids:
+        row = PeriodicTask.objects.get(pk=row_id)
+        row.description = f"edited {time.time()}"
+        row.save()
+        time.sleep(0.01)
+        started = time.perf_counter()
+        if scheduler_key == "fleet":
+            scheduler._poll_changes()
+        else:
+            scheduler.schedule  # noqa: B018 (the property reloads when the change stamp moved)
+            scheduler.populate_heap()
+        reloads.append(time.perf_counter() - started)
+    scheduler.close()
+
+    # Everything due at once: how fast does each scheduler work through it?
+    PeriodicTask.objects.update(last_run_at=datetime.now(UTC) - timedelta(seconds=PERIOD * 1.5))
+    PeriodicTasks.update_changed()
+    broker().delete(QUEUE)
+    scheduler = cls(app=app)
+    scheduler.tick()  # loads (and may send a first batch)
+    already = broker().llen(QUEUE)
+    started = time.perf_counter()
+    while time.perf_counter() - started < 5 and broker().llen(QUEUE) < n:
+        scheduler.tick()
+    elapsed = time.perf_counter() - started
+    sent = broker().llen(QUEUE) - already
+    scheduler.close()
+    broker().delete(QUEUE)
+    return {
+        "load_s": load_s,
+        "reload_after_one_change_ms": statistics.median(reloads) * 1000,
+        "dispatch_per_s": sent / elapsed,
+        "in_process_rss_mb": loaded_rss,
+        "memory_per_schedule_kb": (loaded_rss - baseline) * 1024 / max(n, 1),
+    }
+
+
+# --- a real beat process under one edit per second ----------------------------------------
+
+
+def measure_beat(scheduler_key: str, due: dict[str, float], window: float, tmp: Path) -> dict:
+    from datetime import UTC, datetime, timedelta
+
+    from django_celery_beat.models import PeriodicTask
+
+    client = broker()
+    client.delete(QUEUE)
+    arrivals: dict[str, list[float]] = {}
+    stop = threading.Event()
+
+    def read():
+        reader = broker()
+        while not stop.is_set():
+            item = reader.brpop(QUEUE, timeout=0.2)
+            if item:
+                message = json.loads(item[1])
+                arrivals.setdefault(message["headers"]["periodic_task_name"], []).append(time.time())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    log = (tmp / f"beat-{scheduler_key}.log").open("w")
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "luffy_admin", "beat", "-S", SCHEDULERS[scheduler_key],
+         "--pidfile=", "-s", str(tmp / f"{scheduler_key}-schedule"), "--loglevel", "WARNING"],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 300
+        while not arrivals and time.time() < deadline:  # loaded once it sends its first slot
+            time.sleep(0.05)
+        window_start = time.time()
+        window_end = window_start + window
+        # Probes: rows not due before the window ends (plus margin), so a send means pickup.
+        candidates = [name for name, at in due.items() if at > window_end + 60]
+        random.shuffle(candidates)
+        edits = {}
+        for name in candidates[: int(window)]:
+            # One a second on average, at a random point of each second so edits do not keep
+            # one phase against the scheduler's polling.
+            next_edit = window_start + len(edits) + random.random()
+            time.sleep(max(0.0, next_edit - time.time()))
+            row = PeriodicTask.objects.get(name=name)
+            row.last_run_at = datetime.now(UTC) - timedelta(seconds=PERIOD + 60)
+            row.save()
+            edits[name] = time.time()
+        time.sleep(max(0.0, window_end - time.time()) + 5)
+        rss = rss_mb(beat.pid)
+    finally:
+        beat.terminate()
+        beat.wait(timeout=60)
+        stop.set()
+        thread.join()
+        log.close()
+    pickups = [arrivals[name][0] - at for name, at in edits.items() if name in arrivals]
+    lateness = [
+        arrivals[name][0] - at
+        for name, at in due.items()
+        if window_start + 1 <= at <= window_end and name in arrivals and name not in edits
+    ]
+    expected = sum(1 for name, at in due.items() if window_start + 1 <= at <= window_end and name not in edits)
+    return {
+        "pickup_p50_s": percentile(pickups, 0.5),
+        "pickup_p99_s": percentile(pickups, 0.99),
+        "edits_picked_up": f"{len(pickups)}/{len(edits)}",
+        "lateness_p50_s": percentile(lateness, 0.5),
+        "lateness_p99_s": percentile(lateness, 0.99),
+        "due_sent_in_window": f"{len(lateness)}/{expected}",
+        "beat_rss_mb": rss,
+    }
+
+
+# --- report -------------------------------------------------------------------------------
+
+ROWS = [
+    ("load_s", "load (s)", "{:.2f}"),
+    ("reload_after_one_change_ms", "reload after one change (ms)", "{:.1f}"),
+    ("dispatch_per_s", "dispatches/s, all N loaded", "{:.0f}"),
+    ("pickup_p50_s", "change-to-broker pickup p50 (s)", "{:.3f}"),
+    ("pickup_p99_s", "change-to-broker pickup p99 (s)", "{:.3f}"),
+    ("edits_picked_up", "edits picked up in the window", "{}"),
+    ("lateness_p50_s", "lateness p50, 1 edit/s (s)", "{:.3f}"),
+    ("lateness_p99_s", "lateness p99, 1 edit/s (s)", "{:.3f}"),
+    ("due_sent_in_window", "slots due in the window, sent", "{}"),
+    ("beat_rss_mb", "beat process RSS (MB)", "{:.0f}"),
+    ("memory_per_schedule_kb", "memory per schedule (KB)", "{:.2f}"),
+]
+
+
+def fmt(template, value):
+    return "-" if value is None else template.format(value)
+
+
+def table(results: dict) -> str:
+    lines = []
+    for n, by_scheduler in results.items():
+        lines.append(f"\n{n:,} schedules")
+        lines.append(f"{'':34} {'stock':>12} {'fleet':>12} {'fleet/stock':>12}")
+        for key, label, template in ROWS:
+            stock, fleet = by_scheduler["stock"].get(key), by_scheduler["fleet"].get(key)
+            ratio = "-"
+            if isinstance(stock, (int, float)) and isinstance(fleet, (int, float)) and stock:
+                ratio = f"{fleet / stock:.3g}"
+            lines.append(f"{label:34} {fmt(template, stock):>12} {fmt(template, fleet):>12} {ratio:>12}")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, action="append", help="schedules to seed (repeatable)")
+    parser.add_argument("--window", type=float, default=30, help="seconds of real-time run per scheduler")
+    parser.add_argument("--database", default="luffy_bench")
+    parser.add_argument("--json", default=str(ROOT / "var" / "bench.json"))
+    parser.add_argument("--measure", choices=SCHEDULERS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    database_url = bench_database_url(args.database)
+
+    if args.measure:  # child process: in-process measurements of one scheduler
+        setup_django(database_url)
+        print(json.dumps(measure_in_process(args.measure)))
+        return
+
+    ensure_database(database_url)
+    setup_django(database_url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    tmp = Path(args.json).parent
+    tmp.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for n in args.n or [1000, 10000]:
+        results[n] = {}
+        for key in SCHEDULERS:
+            print(f"{n:,} schedules, {key}: in-process measurements", flush=True)
+            seed(n)
+            child = subprocess.run(
+                [sys.executable, __file__, "--measure", key, "--database", args.database],
+                cwd=ROOT, capture_output=True, text=True, check=True,
+            )
+            results[n][key] = json.loads(child.stdout.strip().splitlines()[-1])
+            print(f"{n:,} schedules, {key}: beat process, {args.window:.0f} s at one edit per second", flush=True)
+            due = seed(n)
+            results[n][key].update(measure_beat(key, due, args.window, tmp))
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(table(results))
+    print(f"\nJSON: {args.json}")
+
+
+if __name__ == "__main__":
+    main()

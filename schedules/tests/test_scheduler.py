@@ -1,0 +1,339 @@
+"""The fleet scheduler in-process, against the real database and broker, on a clock it is handed.
+
+Each test drives ``FleetScheduler.tick()`` itself, so slots come due when the test says and
+the messages are read back from the broker queue they were sent to.
+"""
+
+import base64
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
+
+from luffy_admin.celery import app as celery_app
+from schedules import selectors, services
+from schedules.models import Dispatch
+from schedules.scheduler import FleetScheduler, from_us, task_id_for, to_us
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUEUE = "default"  # the catalogue's queue
+
+
+class Clock:
+    def __init__(self):
+        self.now = datetime.now(UTC).timestamp()
+
+    def __call__(self):
+        return self.now
+
+    def at(self, moment: datetime):
+        self.now = moment.timestamp()
+
+
+@pytest.fixture
+def broker():
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete(QUEUE)
+    yield client
+    client.delete(QUEUE)
+
+
+def sent(broker) -> list[dict]:
+    """Messages on the queue, oldest first: (entry name, task id, args, expires)."""
+    messages = [json.loads(raw) for raw in reversed(broker.lrange(QUEUE, 0, -1))]
+    return [
+        {
+            "name": message["headers"]["periodic_task_name"],
+            "task": message["headers"]["task"],
+            "task_id": message["headers"]["id"],
+            "args": json.loads(base64.b64decode(message["body"]))[0],
+            "expires": message["headers"]["expires"],
+        }
+        for message in messages
+    ]
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def scheduler(clock):
+    made = []
+
+    def make():
+        instance = FleetScheduler(app=celery_app)
+        instance._clock = clock
+        made.append(instance)
+        return instance
+
+    yield make
+    for instance in made:
+        instance.close()
+
+
+def run(scheduler, clock, until: datetime, step=0.25):
+    """Tick through simulated time up to ``until``."""
+    while clock.now <= until.timestamp():
+        scheduler.tick()
+        clock.now += step
+
+
+def due_of(instance, schedule) -> datetime | None:
+    entry = instance.entries.get(schedule.periodic_task_id)
+    return from_us(entry.due) if entry else None
+
+
+def fresh(schedule):
+    return selectors.schedule_get(schedule.pk)
+
+
+@pytest.mark.parametrize(
+    "timing",
+    [
+        {"cron_expression": "*/15 * * * *"},
+        {"cron_expression": "30 9 * * 1-5", "timezone": "Europe/Paris"},
+        {"cron_expression": "@daily", "timezone": "America/New_York"},
+        {"schedule_type": "interval", "interval_seconds": 900},
+    ],
+)
+def test_next_dispatch_is_the_api_next_run_before_and_after_a_run(make_schedule, scheduler, clock, broker, timing):
+    """Beat sends at the API's next_run, and after the run the API's next_run is beat's next one."""
+    schedule = make_schedule(**timing)
+    beat = scheduler()
+    beat.tick()
+    first = selectors.schedule_next_run(fresh(schedule))
+    assert due_of(beat, schedule) == first
+
+    clock.at(first)
+    beat.tick()
+    beat._flush()
+    assert [message["task_id"] for message in sent(broker)] == [task_id_for(schedule.periodic_task.name, to_us(first))]
+    reread = fresh(schedule)
+    assert reread.periodic_task.last_run_at == first
+    assert selectors.schedule_next_run(reread) == due_of(beat, schedule) > first
+
+
+def test_a_due_slot_is_sent_once_with_the_rows_task_arguments_and_expiry(make_schedule, scheduler, clock, broker):
+    """The message carries the row's task, [service_id], queue, beat's header and a one-period expiry."""
+    schedule = make_schedule(schedule_type="interval", interval_seconds=600)
+    beat = scheduler()
+    beat.tick()
+    slot = due_of(beat, schedule)
+    clock.at(slot)
+    beat.tick()
+    run(beat, clock, slot + timedelta(seconds=5))
+    assert sent(broker) == [
+        {
+            "name": schedule.periodic_task.name,
+            "task": "src.services.tasks.fetch_and_process_logs",
+            "task_id": task_id_for(schedule.periodic_task.name, to_us(slot)),
+            "args": ["web-app"],
+            "expires": (slot + timedelta(seconds=600)).isoformat(),
+        }
+    ]
+    assert list(Dispatch.objects.values_list("periodic_task_name", "slot", "task_id")) == [
+        (schedule.periodic_task.name, slot, task_id_for(schedule.periodic_task.name, to_us(slot)))
+    ]
+
+
+def test_run_state_is_written_back_in_a_batch_without_signalling_a_change(make_schedule, scheduler, clock, broker):
+    """last_run_at and total_run_count land within the flush period; date_changed and last_update stay."""
+    schedules = [make_schedule(schedule_type="interval", interval_seconds=60 + n) for n in range(3)]
+    before = {row.pk: row.date_changed for row in PeriodicTask.objects.all()}
+    last_update = PeriodicTasks.last_change()
+    beat = scheduler()
+    beat.tick()
+    slots = {schedule.periodic_task_id: due_of(beat, schedule) for schedule in schedules}
+    run(beat, clock, max(slots.values()) + timedelta(seconds=beat.flush_seconds + 1))
+
+    rows = PeriodicTask.objects.in_bulk(list(slots))
+    assert {pk: (row.last_run_at, row.total_run_count) for pk, row in rows.items()} == {
+        pk: (slot, 1) for pk, slot in slots.items()
+    }
+    assert {pk: row.date_changed for pk, row in rows.items()} == before
+    assert PeriodicTasks.last_change() == last_update
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("timing", "api next_run"),
+        ("disable", None),
+        ("delete", None),
+        ("sql_disable", None),
+        ("sql_retime", "api next_run"),
+    ],
+)
+def test_changes_are_picked_up_one_row_at_a_time(make_schedule, actor, scheduler, clock, broker, change, expected):
+    """Write-path changes land at the next poll; SQL that bypasses every signal, at reconciliation."""
+    schedule = make_schedule(cron_expression="0 * * * *")
+    bystander = make_schedule(cron_expression="30 * * * *")
+    beat = scheduler()
+    beat.tick()
+    bystander_entry = beat.entries[bystander.periodic_task_id]
+
+    if change == "timing":
+        services.schedule_update(actor=actor, schedule=schedule, cron_expression="17 * * * *")
+    elif change == "disable":
+        services.schedule_set_enabled(actor=actor, schedule=schedule, enabled=False)
+    elif change == "delete":
+        services.schedule_delete(actor=actor, schedule=schedule)
+    elif change == "sql_disable":
+        PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(enabled=False)
+    else:
+        CrontabSchedule.objects.filter(pk=schedule.periodic_task.crontab_id).update(minute="45")
+    clock.now += beat.poll_seconds
+    beat.tick()
+    if change.startswith("sql"):
+        clock.now += beat.reconcile_seconds
+        beat.tick()
+
+    if expected is None:
+        assert due_of(beat, schedule) is None
+    else:
+        assert due_of(beat, schedule) == selectors.schedule_next_run(fresh(schedule))
+        assert due_of(beat, schedule).minute == (17 if change == "timing" else 45)
+    assert beat.entries[bystander.periodic_task_id] is bystander_entry
+
+
+def _insert_poison(kind: str, good: PeriodicTask) -> str:
+    """Insert a row the scheduler cannot run, with SQL as an operator might."""
+    name = f"poison-{kind}"
+    values = {"args": "[]", "interval_id": None, "crontab_id": None}
+    if kind == "never_firing_cron":
+        values["crontab_id"] = CrontabSchedule.objects.create(minute="0", hour="0", day_of_month="30", month_of_year="2").pk
+    elif kind == "out_of_range_cron":
+        values["crontab_id"] = CrontabSchedule.objects.create(minute="61").pk
+    elif kind == "overflowing_interval":
+        values["interval_id"] = IntervalSchedule.objects.create(every=2_000_000_000, period="days").pk
+    elif kind == "broken_args":
+        values.update(interval_id=good.interval_id, args="[not json")
+    elif kind == "no_schedule":
+        pass
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_celery_beat_periodictask (name, task, args, kwargs, enabled, one_off, "
+            "total_run_count, date_changed, description, headers, interval_id, crontab_id, queue) "
+            "VALUES (%s, 'x.y', %s, '{}', true, false, 0, now(), '', '{}', %s, %s, 'default')",
+            [name, values["args"], values["interval_id"], values["crontab_id"]],
+        )
+    return name
+
+
+@pytest.mark.parametrize(
+    "kind", ["never_firing_cron", "out_of_range_cron", "overflowing_interval", "broken_args", "no_schedule"]
+)
+@pytest.mark.parametrize("when", ["at_start", "while_running"])
+def test_an_unschedulable_row_is_skipped_and_logged_by_name(make_schedule, scheduler, clock, broker, caplog, kind, when):
+    """One bad row costs nothing but a log line naming it: every other schedule is sent on time."""
+    good = make_schedule(schedule_type="interval", interval_seconds=300)
+    beat = scheduler()
+    if when == "at_start":
+        name = _insert_poison(kind, good.periodic_task)
+    beat.tick()
+    if when == "while_running":
+        name = _insert_poison(kind, good.periodic_task)
+    slot = due_of(beat, good)
+    run(beat, clock, slot + timedelta(seconds=1))
+    clock.now += beat.reconcile_seconds
+    beat.tick()
+    assert [message["name"] for message in sent(broker)] == [good.periodic_task.name]
+    about_it = [record for record in caplog.records if name in record.getMessage()]
+    assert [(record.levelno, record.getMessage()[:len(name) + 28]) for record in about_it] == [
+        (logging.ERROR, f"beat: skipping schedule '{name}': ")
+    ]
+
+
+def test_day_of_week_7_runs_on_sunday_as_the_api_says(make_schedule, scheduler, clock, broker):
+    """A crontab row saying 7 (as Vixie cron means Sunday) is neither dropped nor refused."""
+    schedule = make_schedule(cron_expression="0 6 * * 0")
+    CrontabSchedule.objects.filter(pk=schedule.periodic_task.crontab_id).update(day_of_week="7")
+    beat = scheduler()
+    beat.tick()
+    due = due_of(beat, schedule)
+    assert due == selectors.schedule_next_run(fresh(schedule))
+    assert (due.isoweekday(), due.hour) == (7, 6)
+
+
+def test_a_slot_already_claimed_elsewhere_is_not_sent_again(make_schedule, scheduler, clock, broker, caplog):
+    """Two dispatchers (a split brain) still send a slot once: the claim is unique per slot."""
+    schedule = make_schedule(schedule_type="interval", interval_seconds=60)
+    beat = scheduler()
+    beat.tick()
+    slot = due_of(beat, schedule)
+    name = schedule.periodic_task.name
+    Dispatch.objects.create(periodic_task_name=name, slot=slot, task_id=task_id_for(name, to_us(slot)), sent_at=slot)
+    run(beat, clock, slot + timedelta(seconds=1))
+    assert sent(broker) == []
+    assert due_of(beat, schedule) == slot + timedelta(seconds=60)
+
+
+def test_a_new_leader_continues_after_the_last_claimed_slot(make_schedule, scheduler, clock, broker):
+    """Slots the old leader claimed but never wrote back are not sent again by the next one."""
+    schedule = make_schedule(schedule_type="interval", interval_seconds=60)
+    old = scheduler()
+    old.tick()
+    slot = due_of(old, schedule)
+    run(old, clock, slot + timedelta(seconds=0.5))
+    old._dirty.clear()
+    old.close()
+    # As if it was killed before writing the run state back.
+    PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(last_run_at=None)
+
+    new = scheduler()
+    new.tick()
+    assert due_of(new, schedule) == slot + timedelta(seconds=60)
+
+
+def test_only_the_lock_holder_dispatches(make_schedule, scheduler, clock, broker):
+    """A second beat on PostgreSQL waits as a standby and takes over when the leader's session ends."""
+    schedule = make_schedule(schedule_type="interval", interval_seconds=60)
+    leader, standby = scheduler(), scheduler()
+    leader.tick()
+    standby.tick()
+    assert (leader.is_leader, standby.is_leader) == (True, False)
+    assert standby.entries == {}
+
+    leader._lock.release()  # the session dies (the process was killed)
+    clock.now += standby.lock_retry_seconds
+    standby.tick()
+    assert standby.is_leader
+    assert due_of(standby, schedule) == selectors.schedule_next_run(fresh(schedule))
+    clock.now += leader.lock_retry_seconds
+    leader.tick()
+    assert leader.is_leader is False
+
+
+def test_slots_missed_for_longer_than_a_period_are_sent_once(make_schedule, scheduler, clock, broker):
+    """After a long stop beat sends the latest missed slot, not a backlog of stale runs."""
+    schedule = make_schedule(schedule_type="interval", interval_seconds=60)
+    PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(
+        last_run_at=datetime.now(UTC) - timedelta(hours=2)
+    )
+    beat = scheduler()
+    run(beat, clock, datetime.fromtimestamp(clock.now, UTC) + timedelta(seconds=5))
+    assert len(sent(broker)) == 1
+
+
+def test_dispatch_records_are_kept_for_the_retention_and_the_last_ten_listed(make_schedule, scheduler, clock, broker):
+    """Each send is recorded; records past the retention go; the selector lists the newest ten."""
+    schedule = make_schedule(schedule_type="interval", interval_seconds=60)
+    name = schedule.periodic_task.name
+    now = datetime.fromtimestamp(clock.now, UTC)
+    slots = [now - timedelta(minutes=minutes) for minutes in range(1, 13)] + [now - timedelta(days=2)]
+    Dispatch.objects.bulk_create(
+        [Dispatch(periodic_task_name=name, slot=slot, task_id=task_id_for(name, to_us(slot)), sent_at=slot)
+         for slot in slots]
+    )
+    beat = scheduler()
+    beat.tick()
+    assert Dispatch.objects.filter(slot__lt=now - timedelta(days=1)).exists() is False
+    assert [dispatch.slot for dispatch in selectors.schedule_recent_dispatches(fresh(schedule))] == slots[:10]
