@@ -44,6 +44,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.db.models import Count, F, Max, Sum
 from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+from django_celery_beat.schedulers import ModelEntry
 
 from . import cron
 from .models import Dispatch
@@ -424,6 +425,7 @@ class FleetScheduler(Scheduler):
         self._unschedulable.clear()
 
         def load():
+            self._install_configured_entries()
             claimed = dict(
                 Dispatch.objects.filter(sent_at__gte=from_us(int(self._clock() * SECOND_US)) - CLAIM_LOOKBACK)
                 .values_list("periodic_task_name")
@@ -456,6 +458,11 @@ class FleetScheduler(Scheduler):
             len(self._rows), len(self.entries), len(self._unschedulable), time.perf_counter() - started,
         )
         return True
+
+    def _install_configured_entries(self):
+        """Put ``beat_schedule`` (beat's heartbeat) into the table, as the stock scheduler does at start."""
+        for name, fields in self.app.conf.beat_schedule.items():
+            ModelEntry.from_entry(name, app=self.app, **fields)
 
     def _poll_changes(self):
         """Take in the rows saved since the last look, and deletions when the change stamp says so."""

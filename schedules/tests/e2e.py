@@ -23,7 +23,9 @@ from django.test.utils import setup_databases, teardown_databases
 # Celery's default log format: "[2026-01-31 12:00:05,123: INFO/MainProcess] message".
 # The processes run with TZ=UTC, so the time is UTC, to the millisecond.
 LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/[\w-]+\] (.*)$")
-SENDING = re.compile(r"^Scheduler: Sending due task (\S+) \((\S+)\)$")
+# The stock scheduler logs "Scheduler: Sending due task <entry> (<task>)", the fleet scheduler
+# "beat: sending <entry> (<task>) for <slot>"; both just before publishing.
+SENDING = re.compile(r"^(?:Scheduler: Sending due task|beat: sending) (\S+) \((\S+)\)(?: for .*)?$")
 SCHEDULE_CHANGED = "DatabaseScheduler: Schedule changed."
 
 
@@ -178,6 +180,7 @@ class WorkerCalls:
 class Timings:
     """Figures measured across the end-to-end tests; as a pytest plugin, printed in the summary."""
 
+    scheduler: str
     pickups: list[float]
     dispatch_errors: list[float]
 
@@ -191,6 +194,8 @@ class Timings:
         return f"median {median * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms over {len(values)}"
 
     def pytest_terminal_summary(self, terminalreporter):
-        terminalreporter.write_sep("-", "beat timing")
+        terminalreporter.write_sep("-", f"beat timing, {self.scheduler} scheduler")
+        # Only the stock scheduler logs its reloads ("Schedule changed."); the fleet one loads rows
+        # in place and says nothing per change.
         terminalreporter.write_line(f"change -> beat reloads its schedule: {self.describe(self.pickups)}")
         terminalreporter.write_line(f"beat send - next_run the API reported: {self.describe(self.dispatch_errors)}")

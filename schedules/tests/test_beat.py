@@ -161,11 +161,17 @@ def e2e_database(django_db_setup, django_db_blocker):
         yield
 
 
-@pytest.fixture(scope="module")
+SCHEDULERS = {
+    "stock": "django",  # django-celery-beat's DatabaseScheduler, as the contract runs beat
+    "fleet": "schedules.scheduler:FleetScheduler",
+}
+
+
+@pytest.fixture(scope="module", params=list(SCHEDULERS))
 def stack(request, e2e_database, tmp_path_factory):
     if connection.vendor != "postgresql":
         pytest.skip("beat and the worker need a database server they can share with the tests (PostgreSQL)")
-    folder = tmp_path_factory.mktemp("beat-e2e")
+    folder = tmp_path_factory.mktemp(f"beat-e2e-{request.param}")
     queue = f"e2e-{os.getpid()}"
     heartbeat_queue = f"{queue}-heartbeat"
     worker_name = f"{queue}@localhost"
@@ -188,7 +194,7 @@ def stack(request, e2e_database, tmp_path_factory):
     }
     celery = [sys.executable, "-m", "celery"]
     project = Path(settings.BASE_DIR)
-    timings = Timings(pickups=[], dispatch_errors=[])
+    timings = Timings(scheduler=request.param, pickups=[], dispatch_errors=[])
     changes: list[float] = []
     beat = worker = None
     test_settings = override_settings(
@@ -208,7 +214,7 @@ def stack(request, e2e_database, tmp_path_factory):
             wait_for(lambda: worker.assert_running() or " ready." in text_of(folder / "worker.log"),
                      timeout=60, what=f"the worker to start (see {folder / 'worker.out'})")
             beat = Process(
-                [*celery, "-A", "luffy_admin", "beat", "-S", "django", "--loglevel", "INFO",
+                [*celery, "-A", "luffy_admin", "beat", "-S", SCHEDULERS[request.param], "--loglevel", "INFO",
                  "--logfile", str(folder / "beat.log"), "--pidfile", str(folder / "beat.pid"),
                  "--schedule", str(folder / "beat-schedule")],
                 env=env, cwd=project, output=folder / "beat.out",
