@@ -18,7 +18,8 @@ from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from kombu.exceptions import OperationalError
@@ -266,7 +267,10 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     search_help_text = "Search by service id or name, or task."
     actions = ("enable_schedules", "disable_schedules", "run_now")
     list_per_page = 50
-    status_fields = ("timing_words", "last_run", "next_run", "total_run_count", "beat_entry", "created", "updated")
+    status_fields = (
+        "timing_words", "last_run", "next_run", "total_run_count", "recent_dispatches", "beat_entry", "created",
+        "updated",
+    )
 
     class Media:
         js = ("schedules/schedule_form.js",)
@@ -291,6 +295,16 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     @admin.display(description="runs so far")
     def total_run_count(self, schedule):
         return schedule.periodic_task.total_run_count
+
+    @admin.display(description="recent dispatches")
+    def recent_dispatches(self, schedule):
+        dispatches = selectors.schedule_recent_dispatches(schedule)
+        if not dispatches:
+            return "- (none recorded: the fleet scheduler records each send)"
+        return format_html_join(
+            mark_safe("<br>"), "{} sent {} (task {})",
+            ((utc(dispatch.slot), utc(dispatch.sent_at), dispatch.task_id) for dispatch in dispatches),
+        )
 
     @admin.display(description="beat entry")
     def beat_entry(self, schedule):

@@ -230,6 +230,12 @@ class AuditEventSerializer(serializers.Serializer):
     after = serializers.JSONField(allow_null=True)
 
 
+class DispatchSerializer(serializers.Serializer):
+    slot = UtcDateTimeField(help_text="The run time the message stands for.")
+    task_id = serializers.CharField(help_text="Celery task id of the message beat sent.")
+    sent_at = UtcDateTimeField(help_text="When beat sent it.")
+
+
 # --- services -------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ from .serializers import (
     CatalogueTaskSerializer,
     CronPreviewQuerySerializer,
     CronPreviewSerializer,
+    DispatchSerializer,
     ErrorSerializer,
     HealthSerializer,
     MessageSerializer,
@@ -315,6 +316,17 @@ class ScheduleViewSet(viewsets.GenericViewSet):
             raise BrokerUnavailable()
         task_id = services.schedule_run_now(actor=_actor(request), schedule=schedule)
         return Response({"task_id": task_id}, status=HTTPStatus.ACCEPTED)
+
+    @extend_schema(
+        summary="The last 10 sends beat made for the schedule, newest first",
+        description="Recorded by the fleet scheduler (the default `celery -A luffy_admin beat`); "
+                    "django-celery-beat's stock scheduler (`-S django`) records none.",
+        responses={200: DispatchSerializer(many=True), **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def dispatches(self, request, id):
+        schedule = _schedule_or_404(id)
+        return Response(DispatchSerializer(selectors.schedule_recent_dispatches(schedule), many=True).data)
 
     @extend_schema(
         summary="The schedule's change history, newest first",

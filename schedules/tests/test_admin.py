@@ -1,6 +1,7 @@
 """The Django admin, through the test client: pages, forms, inline errors, actions, beat's pages."""
 
 import json
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 
 import pytest
@@ -13,7 +14,7 @@ from luffy_admin.celery import app as celery_app
 from schedules import selectors, services
 from schedules.admin import utc
 from schedules.forms import ScheduleForm
-from schedules.models import AuditEvent, Service, TaskSchedule
+from schedules.models import AuditEvent, Dispatch, Service, TaskSchedule
 
 pytestmark = pytest.mark.django_db
 
@@ -596,3 +597,14 @@ def test_beat_actions_skip_entries_owned_by_schedules(admin_client, make_schedul
         "Use the Schedules page's actions.",
         "1 task was successfully disabled",
     ]
+
+
+def test_schedule_page_shows_recent_dispatches(admin_client, make_schedule):
+    """The change page lists what beat last sent for the schedule, with slot and task id."""
+    schedule = make_schedule()
+    slot = datetime(2026, 11, 27, 9, 15, tzinfo=UTC)
+    Dispatch.objects.create(periodic_task_name=schedule.periodic_task.name, slot=slot, task_id="5f0c-task",
+                            sent_at=slot + timedelta(milliseconds=4))
+    response = admin_client.get(f"{SCHEDULES_URL}{schedule.pk}/change/")
+    assert response.status_code == HTTPStatus.OK
+    assert "2026-11-27 09:15:00 UTC sent 2026-11-27 09:15:00 UTC (task 5f0c-task)" in response.content.decode()

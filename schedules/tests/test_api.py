@@ -23,7 +23,7 @@ from rest_framework_api_key.models import APIKey
 
 from luffy_admin.exception_handler import server_error
 from schedules import catalogue, health, services
-from schedules.models import AuditEvent, Service, TaskSchedule
+from schedules.models import AuditEvent, Dispatch, Service, TaskSchedule
 
 pytestmark = pytest.mark.django_db
 
@@ -980,3 +980,36 @@ def test_api_key_command_creates_lists_and_revokes():
     assert response.json() == {"detail": "Invalid API key.", "code": "authentication_failed"}
     with pytest.raises(CommandError, match="No API key"):
         call_command("api_key", "revoke", "nope", stdout=StringIO())
+
+
+def _record_sends(schedule, count: int) -> list[Dispatch]:
+    """What the fleet scheduler writes as it sends: one record per slot, a minute apart."""
+    start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    return [
+        Dispatch.objects.create(
+            periodic_task_name=schedule.periodic_task.name, slot=start + timedelta(minutes=index),
+            task_id=str(uuid.uuid4()), sent_at=start + timedelta(minutes=index, milliseconds=3),
+        )
+        for index in range(count)
+    ]
+
+
+def test_dispatches_show_the_last_ten_sends_newest_first(api, schedule, make_schedule):
+    """The schedule's own recent sends only, at most 10, newest slot first."""
+    sends = _record_sends(schedule, 12)
+    _record_sends(make_schedule(cron_expression="0 * * * *"), 3)
+
+    response = api.get(f"{BASE}/schedules/{schedule.pk}/dispatches")
+
+    assert response.status_code == HTTPStatus.OK
+    assert response.json() == [
+        {"slot": send.slot.isoformat(), "task_id": send.task_id, "sent_at": send.sent_at.isoformat()}
+        for send in reversed(sends[2:])
+    ]
+
+
+def test_dispatches_of_an_unknown_schedule_is_404(api):
+    response = api.get(f"{BASE}/schedules/{uuid.uuid4()}/dispatches")
+    assert (response.status_code, response.json()) == (
+        HTTPStatus.NOT_FOUND, {"detail": "Schedule not found", "code": "not_found"}
+    )
