@@ -225,11 +225,12 @@ CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("CELERY_BEAT_MAX_LOOP_INTERVAL", default
 # LUFFY_BEAT_HEARTBEAT_QUEUE; the worker that runs it records the time, which /health reads.
 # That queue needs a worker with luffy-admin's tasks (the demo worker, or
 # `celery -A luffy_admin worker -Q luffy-admin`); luffy's own workers do not know the task.
+# 0 turns the heartbeat off (/health then reports beat "unknown").
 LUFFY_BEAT_HEARTBEAT_SECONDS = env.int("LUFFY_BEAT_HEARTBEAT_SECONDS", default=10)
 LUFFY_BEAT_HEARTBEAT_QUEUE = env.str("LUFFY_BEAT_HEARTBEAT_QUEUE", default="luffy-admin")
 # /health reports beat "stale" when no heartbeat ran for this long (three missed heartbeats).
 LUFFY_BEAT_HEARTBEAT_STALE_SECONDS = env.int(
-    "LUFFY_BEAT_HEARTBEAT_STALE_SECONDS", default=3 * LUFFY_BEAT_HEARTBEAT_SECONDS
+    "LUFFY_BEAT_HEARTBEAT_STALE_SECONDS", default=3 * (LUFFY_BEAT_HEARTBEAT_SECONDS or 10)
 )
 # Beat copies this entry into django-celery-beat's PeriodicTask table each time it starts.
 # https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html#entries
@@ -240,7 +241,7 @@ CELERY_BEAT_SCHEDULE = {
         # A heartbeat that waited longer than the "stale" age proves nothing: workers drop it.
         "options": {"queue": LUFFY_BEAT_HEARTBEAT_QUEUE, "expire_seconds": LUFFY_BEAT_HEARTBEAT_STALE_SECONDS},
     },
-}
+} if LUFFY_BEAT_HEARTBEAT_SECONDS else {}
 
 # --- luffy-admin ------------------------------------------------------------------------------
 # Queues that luffy's workers consume; every catalogue entry must name one of them.

@@ -129,7 +129,8 @@ def outage_run():
                   "description": "Fetch logs.", "min_interval_seconds": 1, "max_interval_seconds": 86400}]
     base_env = dict(os.environ, PYTHONPATH=str(ROOT), LUFFY_DEMO_RECORD_FILE=str(record),
                     CELERY_BROKER_URL=f"redis://127.0.0.1:{broker.port}/0",
-                    LUFFY_TASK_CATALOGUE=json.dumps(catalogue), LUFFY_QUEUES="outage")
+                    LUFFY_TASK_CATALOGUE=json.dumps(catalogue), LUFFY_QUEUES="outage",
+                    LUFFY_BEAT_HEARTBEAT_SECONDS="0")  # only the tests' own schedules
     processes = Processes(root, base_env)
     marks, alive = {}, {}
     try:
