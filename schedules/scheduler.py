@@ -624,7 +624,8 @@ class FleetScheduler(Scheduler):
             decoded_headers = json.loads(row.headers or "{}")
         except ValueError as exc:
             raise Unschedulable(f"arguments are not valid JSON ({exc})") from None
-        if not isinstance(decoded_args, list) or not isinstance(decoded_kwargs, dict) or not isinstance(decoded_headers, dict):
+        shapes = (isinstance(decoded_args, list), isinstance(decoded_kwargs, dict), isinstance(decoded_headers, dict))
+        if not all(shapes):
             raise Unschedulable("args must be a JSON list, kwargs and headers JSON objects")
         routing = tuple((key, getattr(row, key)) for key in ("queue", "exchange", "routing_key", "priority")
                         if getattr(row, key) is not None)
@@ -683,7 +684,9 @@ class FleetScheduler(Scheduler):
             batch.append(entry)
         if len(heap) > 2 * len(self.entries) + 1000:
             # Changes leave superseded items behind; drop them before they outnumber the live ones.
-            self._heap = heap = [item for item in heap if self.entries.get(item[2].id) is item[2] and item[2].due == item[0]]
+            self._heap = heap = [
+                item for item in heap if self.entries.get(item[2].id) is item[2] and item[2].due == item[0]
+            ]
             heapq.heapify(heap)
         if not batch:
             return

@@ -211,7 +211,9 @@ def _insert_poison(kind: str, good: PeriodicTask) -> str:
     name = f"poison-{kind}"
     values = {"args": "[]", "interval_id": None, "crontab_id": None}
     if kind == "never_firing_cron":
-        values["crontab_id"] = CrontabSchedule.objects.create(minute="0", hour="0", day_of_month="30", month_of_year="2").pk
+        values["crontab_id"] = CrontabSchedule.objects.create(
+            minute="0", hour="0", day_of_month="30", month_of_year="2"
+        ).pk
     elif kind == "out_of_range_cron":
         values["crontab_id"] = CrontabSchedule.objects.create(minute="61").pk
     elif kind == "overflowing_interval":
@@ -234,7 +236,9 @@ def _insert_poison(kind: str, good: PeriodicTask) -> str:
     "kind", ["never_firing_cron", "out_of_range_cron", "overflowing_interval", "broken_args", "no_schedule"]
 )
 @pytest.mark.parametrize("when", ["at_start", "while_running"])
-def test_an_unschedulable_row_is_skipped_and_logged_by_name(make_schedule, scheduler, clock, broker, caplog, kind, when):
+def test_an_unschedulable_row_is_skipped_and_logged_by_name(
+    make_schedule, scheduler, clock, broker, caplog, kind, when
+):
     """One bad row costs nothing but a log line naming it: every other schedule is sent on time."""
     good = make_schedule(schedule_type="interval", interval_seconds=300)
     beat = scheduler()

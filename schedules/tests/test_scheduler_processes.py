@@ -1,6 +1,6 @@
 """The fleet scheduler as real processes: two beats, a SIGKILL, poison rows, the demo worker.
 
-One session-scoped run (about 30 s) feeds every test here: three services on one-second
+One session-scoped run (about 20 s) feeds every test here: three services on one-second
 schedules, two beats on the pytest database, rows inserted with SQL that no scheduler can
 run, the active beat killed with SIGKILL, and the worker-side record of what arrived.
 """
