@@ -61,8 +61,13 @@ def ensure_database(database_url: str):
     import psycopg2
 
     parts = urlsplit(database_url)
-    admin = psycopg2.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username or "postgres",
-                             password=parts.password, dbname="postgres")
+    admin = psycopg2.connect(
+        host=parts.hostname,
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password,
+        dbname="postgres",
+    )
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [parts.path.lstrip("/")])
@@ -115,8 +120,16 @@ def seed(n: int) -> dict[str, float]:
     for i in range(n):
         last_run = now - timedelta(seconds=random.uniform(0, PERIOD))
         name = f"bench-{i:06d}"
-        rows.append(PeriodicTask(name=name, task=TASK, args=json.dumps([f"svc-{i}"]), queue=QUEUE,
-                                 interval=interval, last_run_at=last_run))
+        rows.append(
+            PeriodicTask(
+                name=name,
+                task=TASK,
+                args=json.dumps([f"svc-{i}"]),
+                queue=QUEUE,
+                interval=interval,
+                last_run_at=last_run,
+            )
+        )
         due[name] = (last_run + timedelta(seconds=PERIOD)).timestamp()
     PeriodicTask.objects.bulk_create(rows, batch_size=2000)
     # A fleet in steady state: its rows were saved long ago, not all in the last second.
@@ -131,8 +144,9 @@ def seed(n: int) -> dict[str, float]:
 
 
 def measure_in_process(scheduler_key: str) -> dict:
-    from celery.utils.imports import symbol_by_name
     from datetime import UTC, datetime, timedelta
+
+    from celery.utils.imports import symbol_by_name
     from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
     from luffy_admin.celery import app
@@ -214,9 +228,25 @@ def measure_beat(scheduler_key: str, due: dict[str, float], window: float, settl
     thread.start()
     log = (tmp / f"beat-{scheduler_key}.log").open("w")
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "luffy_admin", "beat", "-S", SCHEDULERS[scheduler_key],
-         "--pidfile=", "-s", str(tmp / f"{scheduler_key}-schedule"), "--loglevel", "WARNING"],
-        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "luffy_admin",
+            "beat",
+            "-S",
+            SCHEDULERS[scheduler_key],
+            "--pidfile=",
+            "-s",
+            str(tmp / f"{scheduler_key}-schedule"),
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.time() + 300
@@ -331,7 +361,10 @@ def main():
             seed(n)
             child = subprocess.run(
                 [sys.executable, __file__, "--measure", key, "--database", args.database],
-                cwd=ROOT, capture_output=True, text=True, check=True,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             results[n][key] = json.loads(child.stdout.strip().splitlines()[-1])
             print(f"{n:,} schedules, {key}: beat process, {args.window:.0f} s at one edit per second", flush=True)

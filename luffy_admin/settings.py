@@ -34,9 +34,7 @@ else:
     # A fixed key is fine for a local run; production requires its own (checked above).
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="django-insecure-luffy-admin-local-only")
 
-ALLOWED_HOSTS = env.list(
-    "DJANGO_ALLOWED_HOSTS", default=[] if IS_PRODUCTION else ["127.0.0.1", "localhost"]
-)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if IS_PRODUCTION else ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -234,14 +232,18 @@ LUFFY_BEAT_HEARTBEAT_STALE_SECONDS = env.int(
 )
 # Beat copies this entry into django-celery-beat's PeriodicTask table each time it starts.
 # https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html#entries
-CELERY_BEAT_SCHEDULE = {
-    "luffy-admin:beat-heartbeat": {
-        "task": "luffy_admin.beat_heartbeat",
-        "schedule": LUFFY_BEAT_HEARTBEAT_SECONDS,
-        # A heartbeat that waited longer than the "stale" age proves nothing: workers drop it.
-        "options": {"queue": LUFFY_BEAT_HEARTBEAT_QUEUE, "expire_seconds": LUFFY_BEAT_HEARTBEAT_STALE_SECONDS},
-    },
-} if LUFFY_BEAT_HEARTBEAT_SECONDS else {}
+CELERY_BEAT_SCHEDULE = (
+    {
+        "luffy-admin:beat-heartbeat": {
+            "task": "luffy_admin.beat_heartbeat",
+            "schedule": LUFFY_BEAT_HEARTBEAT_SECONDS,
+            # A heartbeat that waited longer than the "stale" age proves nothing: workers drop it.
+            "options": {"queue": LUFFY_BEAT_HEARTBEAT_QUEUE, "expire_seconds": LUFFY_BEAT_HEARTBEAT_STALE_SECONDS},
+        },
+    }
+    if LUFFY_BEAT_HEARTBEAT_SECONDS
+    else {}
+)
 
 # --- luffy-admin ------------------------------------------------------------------------------
 # Queues that luffy's workers consume; every catalogue entry must name one of them.

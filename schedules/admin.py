@@ -57,9 +57,9 @@ def _copy_fields(target, source) -> None:
 
 
 # Audit snapshots are JSON objects; show their keys in the order of the forms.
-_AUDIT_KEY_ORDER = {key: position for position, key in enumerate(
-    ("id", "name", "description", *services.SCHEDULE_FIELDS, "task_id")
-)}
+_AUDIT_KEY_ORDER = {
+    key: position for position, key in enumerate(("id", "name", "description", *services.SCHEDULE_FIELDS, "task_id"))
+}
 
 
 def audit_changes(event: AuditEvent) -> list[tuple[str, object, object]]:
@@ -72,9 +72,7 @@ def audit_changes(event: AuditEvent) -> list[tuple[str, object, object]]:
         recorded = [(key, None, value) for key, value in after.items() if value is not None]
     else:
         recorded = [
-            (key, before.get(key), after.get(key))
-            for key in {*before, *after}
-            if before.get(key) != after.get(key)
+            (key, before.get(key), after.get(key)) for key in {*before, *after} if before.get(key) != after.get(key)
         ]
     return sorted(recorded, key=lambda row: (_AUDIT_KEY_ORDER.get(row[0], len(_AUDIT_KEY_ORDER)), row[0]))
 
@@ -102,9 +100,7 @@ def audit_history_view(model_admin, request, obj, events):
         "subtitle": None,
         "object": obj,
         "opts": opts,
-        "events": [
-            {"event": event, "at": utc(event.at), "changes": audit_changes(event)} for event in events
-        ],
+        "events": [{"event": event, "at": utc(event.at), "changes": audit_changes(event)} for event in events],
     }
     return TemplateResponse(request, "admin/schedules/audit_history.html", context)
 
@@ -259,7 +255,14 @@ class ScheduleTypeFilter(admin.SimpleListFilter):
 class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     form = ScheduleForm
     list_display = (
-        "service_link", "task", "timing_words", "timing_spec", "timezone", "enabled", "last_run", "next_run",
+        "service_link",
+        "task",
+        "timing_words",
+        "timing_spec",
+        "timezone",
+        "enabled",
+        "last_run",
+        "next_run",
     )
     list_display_links = ("task", "timing_words")
     list_filter = ("service", TaskFilter, ScheduleTypeFilter, ("periodic_task__enabled", admin.BooleanFieldListFilter))
@@ -268,7 +271,13 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     actions = ("enable_schedules", "disable_schedules", "run_now")
     list_per_page = 50
     status_fields = (
-        "timing_words", "last_run", "next_run", "total_run_count", "recent_dispatches", "beat_entry", "created",
+        "timing_words",
+        "last_run",
+        "next_run",
+        "total_run_count",
+        "recent_dispatches",
+        "beat_entry",
+        "created",
         "updated",
     )
 
@@ -302,7 +311,8 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
         if not dispatches:
             return "- (none recorded: the fleet scheduler records each send)"
         return format_html_join(
-            mark_safe("<br>"), "{} sent {} (task {})",
+            mark_safe("<br>"),
+            "{} sent {} (task {})",
             ((utc(dispatch.slot), utc(dispatch.sent_at), dispatch.task_id) for dispatch in dispatches),
         )
 
@@ -371,9 +381,10 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
         if changed:
             self.message_user(request, f"{_plural(len(changed), 'schedule')} {verb}: {', '.join(changed)}.")
         if unchanged:
+            left = "it was" if unchanged == 1 else "they were"
             self.message_user(
                 request,
-                f"{_plural(unchanged, 'schedule')} already {verb}, left as {'it was' if unchanged == 1 else 'they were'}.",
+                f"{_plural(unchanged, 'schedule')} already {verb}, left as {left}.",
                 messages.WARNING if not changed else messages.INFO,
             )
 
@@ -526,8 +537,9 @@ class GuardedTimingAdmin:
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))
         if obj is not None and obj.periodictask_set.filter(_owned_tasks()).exists():
-            self.message_user(request, f"Service schedules use this {self.opts.verbose_name}. {MANAGED_NOTE}",
-                              messages.WARNING)
+            self.message_user(
+                request, f"Service schedules use this {self.opts.verbose_name}. {MANAGED_NOTE}", messages.WARNING
+            )
         return super().change_view(request, object_id, form_url, extra_context)
 
 
@@ -573,8 +585,9 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))
         if self._owned(obj):
-            self.message_user(request, f"This beat entry belongs to a service schedule. {MANAGED_NOTE}",
-                              messages.WARNING)
+            self.message_user(
+                request, f"This beat entry belongs to a service schedule. {MANAGED_NOTE}", messages.WARNING
+            )
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _on_unowned(self, request, queryset, action):

@@ -99,9 +99,7 @@ def _value(token: str, field: _Field) -> int:
     elif token.lower() in field.names:
         number = field.names[token.lower()]
     else:
-        raise CronError(f"{field.label}: {token!r} is not a number" + (
-            " or a name" if field.names else ""
-        ) + ".")
+        raise CronError(f"{field.label}: {token!r} is not a number" + (" or a name" if field.names else "") + ".")
     if not field.low <= number <= field.high:
         raise CronError(f"{field.label}: {number} is out of range {field.low}-{field.high}.")
     return number
@@ -176,16 +174,13 @@ def parse(expression) -> CronExpression:
             f"A cron expression has exactly 5 fields (minute hour day-of-month month "
             f"day-of-week); got {len(raw_fields)}."
         )
-    parsed = [_parse_field(raw, field) for raw, field in zip(raw_fields, FIELDS)]
+    parsed = [_parse_field(raw, field) for raw, field in zip(raw_fields, FIELDS, strict=False)]
     parsed[4] = _fold_sunday(*parsed[4])
     days_of_month, months = parsed[2][1], parsed[3][1]
     # February counts 29 days: a leap-day schedule fires every four years, which is legal.
     longest = max(calendar.monthrange(2024, month)[1] for month in months)
     if min(days_of_month) > longest:
-        raise CronError(
-            f"This expression never fires: day {min(days_of_month)} never occurs in "
-            f"the selected month(s)."
-        )
+        raise CronError(f"This expression never fires: day {min(days_of_month)} never occurs in the selected month(s).")
     return CronExpression(*(text for text, _, _ in parsed))
 
 
@@ -200,11 +195,7 @@ def restricts_both_days(expression: CronExpression) -> bool:
 def describe(expression) -> str:
     """The expression in words, e.g. 'Every 15 minutes'."""
     parsed = parse(expression) if not isinstance(expression, CronExpression) else expression
-    words = str(
-        ExpressionDescriptor(
-            parsed.text, use_24hour_time_format=True, casing_type=CasingTypeEnum.Sentence
-        )
-    )
+    words = str(ExpressionDescriptor(parsed.text, use_24hour_time_format=True, casing_type=CasingTypeEnum.Sentence))
     if restricts_both_days(parsed):
         # Vixie cron runs when either day field matches; Celery runs only when both do.
         words += " (only when both the day of month and the day of week match)"

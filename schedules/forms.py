@@ -51,15 +51,13 @@ class ScheduleForm(forms.ModelForm):
     interval_seconds = forms.IntegerField(
         label="interval (seconds)",
         required=False,
-        help_text="For an interval: run every N seconds. Example: 900 (every 15 minutes). "
-        "Leave empty for cron.",
+        help_text="For an interval: run every N seconds. Example: 900 (every 15 minutes). Leave empty for cron.",
     )
     timezone = forms.CharField(
         label="time zone",
         initial=timing.UTC,
         max_length=timing.MAX_TIMEZONE_LENGTH,
-        help_text="IANA name the cron expression is read in. Example: Europe/Paris. "
-        "Interval schedules use UTC.",
+        help_text="IANA name the cron expression is read in. Example: Europe/Paris. Interval schedules use UTC.",
     )
     enabled = forms.BooleanField(
         label="enabled",
@@ -127,7 +125,7 @@ class StrictCrontabScheduleForm(forms.ModelForm):
 
     class Meta:
         model = CrontabSchedule
-        fields = "__all__"
+        fields = ["minute", "hour", "day_of_week", "day_of_month", "month_of_year", "timezone"]
 
     def clean(self):
         data = super().clean()
@@ -135,7 +133,7 @@ class StrictCrontabScheduleForm(forms.ModelForm):
         if any(value is None for value in values):
             return data
         field_errors = False
-        for position, (name, value) in enumerate(zip(CRONTAB_FIELDS, values)):
+        for position, (name, value) in enumerate(zip(CRONTAB_FIELDS, values, strict=False)):
             message = _cron_error(value, position)
             if message:
                 self.add_error(name, message)
@@ -147,7 +145,7 @@ class StrictCrontabScheduleForm(forms.ModelForm):
         except cron.CronError as exc:
             raise ValidationError(str(exc)) from None
         # Store the form Celery reads (names as numbers, Sunday as 0).
-        data.update(zip(CRONTAB_FIELDS, parsed.fields))
+        data.update(zip(CRONTAB_FIELDS, parsed.fields, strict=False))
         return data
 
 
@@ -160,7 +158,5 @@ class StrictPeriodicTaskForm(PeriodicTaskForm):
             try:
                 cron.parse(" ".join(getattr(crontab, name) for name in CRONTAB_FIELDS))
             except cron.CronError as exc:
-                raise ValidationError(
-                    f"Beat cannot schedule this crontab: {exc} Fix the crontab first."
-                ) from None
+                raise ValidationError(f"Beat cannot schedule this crontab: {exc} Fix the crontab first.") from None
         return crontab

@@ -15,8 +15,7 @@ SERVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}\Z"
 service_id_validator = RegexValidator(
     SERVICE_ID_PATTERN,
     message=(
-        "A service id is 1-63 characters: lowercase letters, digits, '-' and '_', "
-        "starting with a letter or digit."
+        "A service id is 1-63 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit."
     ),
 )
 
@@ -192,9 +191,7 @@ class Dispatch(models.Model):
         verbose_name = "dispatch"
         verbose_name_plural = "dispatches"
         constraints = [
-            models.UniqueConstraint(
-                fields=["periodic_task_name", "slot"], name="schedules_dispatch_one_per_slot"
-            )
+            models.UniqueConstraint(fields=["periodic_task_name", "slot"], name="schedules_dispatch_one_per_slot")
         ]
 
     def __str__(self):

@@ -69,13 +69,37 @@ LOCK_KEY = zlib.crc32(b"luffy-admin fleet beat")
 CATCH_UP = timedelta(seconds=10) // MICROSECOND
 
 ROW_FIELDS = (
-    "id", "name", "task", "args", "kwargs", "queue", "exchange", "routing_key", "priority",
-    "headers", "enabled", "one_off", "start_time", "expires", "expire_seconds",
-    "date_changed", "interval_id", "interval__every", "interval__period", "crontab_id",
-    "crontab__minute", "crontab__hour", "crontab__day_of_month", "crontab__month_of_year",
-    "crontab__day_of_week", "crontab__timezone", "solar_id", "clocked_id",
+    "id",
+    "name",
+    "task",
+    "args",
+    "kwargs",
+    "queue",
+    "exchange",
+    "routing_key",
+    "priority",
+    "headers",
+    "enabled",
+    "one_off",
+    "start_time",
+    "expires",
+    "expire_seconds",
+    "date_changed",
+    "interval_id",
+    "interval__every",
+    "interval__period",
+    "crontab_id",
+    "crontab__minute",
+    "crontab__hour",
+    "crontab__day_of_month",
+    "crontab__month_of_year",
+    "crontab__day_of_week",
+    "crontab__timezone",
+    "solar_id",
+    "clocked_id",
     # Run state last: it is left out of the change fingerprint (this scheduler writes it).
-    "last_run_at", "total_run_count",
+    "last_run_at",
+    "total_run_count",
 )
 RUN_STATE_FIELDS = 2
 _sequence = itertools.count()
@@ -131,8 +155,22 @@ class _Entry:
     """One enabled, schedulable row. Slots keep 100k of these small."""
 
     __slots__ = (
-        "id", "name", "task", "args", "kwargs", "headers", "options", "timing", "date_changed",
-        "anchor", "sent", "due", "start", "stop", "one_off", "expire_us",
+        "id",
+        "name",
+        "task",
+        "args",
+        "kwargs",
+        "headers",
+        "options",
+        "timing",
+        "date_changed",
+        "anchor",
+        "sent",
+        "due",
+        "start",
+        "stop",
+        "one_off",
+        "expire_us",
     )
 
     def next_due(self) -> int | None:
@@ -403,8 +441,12 @@ class FleetScheduler(Scheduler):
             result = work()
         except _database_errors() as exc:
             if not self._db_down:
-                logger.error("beat: database unreachable while %s (%s)%s", what, exc,
-                             "; dispatching from memory" if self.single else "")
+                logger.error(
+                    "beat: database unreachable while %s (%s)%s",
+                    what,
+                    exc,
+                    "; dispatching from memory" if self.single else "",
+                )
             self._db_down = True
             try:
                 connection.close()
@@ -455,7 +497,10 @@ class FleetScheduler(Scheduler):
         self._next["reconcile"] = self._clock() + self.reconcile_seconds
         logger.info(
             "beat: loaded %d schedules (%d enabled, %d unschedulable) in %.2f s",
-            len(self._rows), len(self.entries), len(self._unschedulable), time.perf_counter() - started,
+            len(self._rows),
+            len(self.entries),
+            len(self._unschedulable),
+            time.perf_counter() - started,
         )
         return True
 
@@ -489,9 +534,9 @@ class FleetScheduler(Scheduler):
             self._find_deletions()
 
     def _find_deletions(self):
-        totals = self._db("looking for deleted rows", lambda: PeriodicTask.objects.aggregate(
-            count=Count("id"), total=Sum("id")
-        ))
+        totals = self._db(
+            "looking for deleted rows", lambda: PeriodicTask.objects.aggregate(count=Count("id"), total=Sum("id"))
+        )
         if totals is None or (totals["count"], totals["total"] or 0) == (len(self._rows), sum(self._rows)):
             return
         ids = self._db("looking for deleted rows", lambda: set(PeriodicTask.objects.values_list("id", flat=True)))
@@ -502,10 +547,14 @@ class FleetScheduler(Scheduler):
     def _reconcile_page(self, now: float):
         """Compare one page of rows (by id) with memory; a full pass takes ``reconcile_seconds``."""
         cursor = self._reconcile_cursor
-        page = self._db("reconciling", lambda: list(
-            PeriodicTask.objects.filter(id__gt=cursor).order_by("id")
-            .values_list(*ROW_FIELDS, named=True)[:self.reconcile_page]
-        ))
+        page = self._db(
+            "reconciling",
+            lambda: list(
+                PeriodicTask.objects.filter(id__gt=cursor)
+                .order_by("id")
+                .values_list(*ROW_FIELDS, named=True)[: self.reconcile_page]
+            ),
+        )
         pages = max(1, -(-len(self._rows) // self.reconcile_page))
         self._next["reconcile"] = now + self.reconcile_seconds / pages
         if page is None:
@@ -562,9 +611,12 @@ class FleetScheduler(Scheduler):
 
     def _prune(self):
         cutoff = from_us(int(self._clock() * SECOND_US)) - self.retention
-        self._db("pruning dispatch records", lambda: Dispatch.objects.filter(
-            pk__in=Dispatch.objects.filter(sent_at__lt=cutoff).values("pk")[:10000]
-        ).delete())
+        self._db(
+            "pruning dispatch records",
+            lambda: Dispatch.objects.filter(
+                pk__in=Dispatch.objects.filter(sent_at__lt=cutoff).values("pk")[:10000]
+            ).delete(),
+        )
 
     def _save_unsaved_claims(self):
         if not self._unsaved_claims:
@@ -572,7 +624,8 @@ class FleetScheduler(Scheduler):
         claims = list(self._unsaved_claims)
         Dispatch.objects.bulk_create(
             [Dispatch(periodic_task_name=n, slot=s, task_id=t, sent_at=at) for n, s, t, at in claims],
-            ignore_conflicts=True, batch_size=1000,
+            ignore_conflicts=True,
+            batch_size=1000,
         )
         for _ in claims:
             self._unsaved_claims.popleft()
@@ -586,8 +639,13 @@ class FleetScheduler(Scheduler):
                 self._timings[key] = _Interval(row.interval__every, row.interval__period)
             return self._timings[key]
         if row.crontab_id is not None and row.interval_id is None:
-            fields = (row.crontab__minute, row.crontab__hour, row.crontab__day_of_month,
-                      row.crontab__month_of_year, row.crontab__day_of_week)
+            fields = (
+                row.crontab__minute,
+                row.crontab__hour,
+                row.crontab__day_of_month,
+                row.crontab__month_of_year,
+                row.crontab__day_of_week,
+            )
             key = ("cron", *fields, str(row.crontab__timezone))
             if key not in self._timings:
                 self._timings[key] = _Cron(fields, row.crontab__timezone)
@@ -627,8 +685,11 @@ class FleetScheduler(Scheduler):
         shapes = (isinstance(decoded_args, list), isinstance(decoded_kwargs, dict), isinstance(decoded_headers, dict))
         if not all(shapes):
             raise Unschedulable("args must be a JSON list, kwargs and headers JSON objects")
-        routing = tuple((key, getattr(row, key)) for key in ("queue", "exchange", "routing_key", "priority")
-                        if getattr(row, key) is not None)
+        routing = tuple(
+            (key, getattr(row, key))
+            for key in ("queue", "exchange", "routing_key", "priority")
+            if getattr(row, key) is not None
+        )
         # Thousands of rows share a queue and plain JSON: keep one copy of each, not one per row.
         shared = self._shared
 
@@ -647,8 +708,9 @@ class FleetScheduler(Scheduler):
         entry.expire_us = row.expire_seconds * SECOND_US if row.expire_seconds else None
         # The row's anchor, unless this beat (or, after a takeover, the last leader) has
         # already sent a later slot that is not written back yet.
-        entry.sent = max(previous.sent if previous is not None else 0,
-                         to_us(claimed_slot) if claimed_slot is not None else 0)
+        entry.sent = max(
+            previous.sent if previous is not None else 0, to_us(claimed_slot) if claimed_slot is not None else 0
+        )
         entry.anchor = max(to_us(row.last_run_at or row.date_changed), entry.sent)
         entry.due = None if (row.one_off and row.total_run_count) else self._skip_stale(entry, entry.next_due())
         return entry
@@ -661,8 +723,12 @@ class FleetScheduler(Scheduler):
         window = max(entry.timing.after(due) - due, CATCH_UP)
         if due >= now - window:
             return due
-        logger.warning("beat: %s missed its slots from %s; sending only those after %s",
-                       entry.name, from_us(due), from_us(now - window))
+        logger.warning(
+            "beat: %s missed its slots from %s; sending only those after %s",
+            entry.name,
+            from_us(due),
+            from_us(now - window),
+        )
         entry.anchor = now - window
         return entry.next_due()
 
@@ -696,7 +762,7 @@ class FleetScheduler(Scheduler):
         claimed = self._claim(claims)
         if claimed is None:
             return  # no longer the leader: the state went with the lock
-        for entry, send in zip(batch, sends):
+        for entry, send in zip(batch, sends, strict=False):
             if (send.name, from_us(send.slot)) in claimed:
                 self._pending.append(send)
             else:
@@ -707,14 +773,19 @@ class FleetScheduler(Scheduler):
 
     def _send_for(self, entry: _Entry, now: int) -> _Send:
         slot = entry.due
-        if entry.expire_us is not None:
-            period = entry.expire_us
-        else:
-            period = entry.timing.after(slot) - slot
+        period = entry.expire_us if entry.expire_us is not None else entry.timing.after(slot) - slot
         return _Send(
-            entry_id=entry.id, name=entry.name, task=entry.task, args=entry.args, kwargs=entry.kwargs,
-            headers=entry.headers, options=entry.options, slot=slot, task_id=task_id_for(entry.name, slot),
-            period=period, stale_at=slot + max(period, CATCH_UP),
+            entry_id=entry.id,
+            name=entry.name,
+            task=entry.task,
+            args=entry.args,
+            kwargs=entry.kwargs,
+            headers=entry.headers,
+            options=entry.options,
+            slot=slot,
+            task_id=task_id_for(entry.name, slot),
+            period=period,
+            stale_at=slot + max(period, CATCH_UP),
         )
 
     def _claim(self, claims) -> set | None:
@@ -724,10 +795,13 @@ class FleetScheduler(Scheduler):
             except Exception as exc:  # the lock session is gone: so is the right to send
                 self._step_down(f"claiming slots failed ({exc})")
                 return None
-        saved = self._db("recording dispatches", lambda: Dispatch.objects.bulk_create(
-            [Dispatch(periodic_task_name=n, slot=s, task_id=t, sent_at=at) for n, s, t, at in claims],
-            ignore_conflicts=True,
-        ))
+        saved = self._db(
+            "recording dispatches",
+            lambda: Dispatch.objects.bulk_create(
+                [Dispatch(periodic_task_name=n, slot=s, task_id=t, sent_at=at) for n, s, t, at in claims],
+                ignore_conflicts=True,
+            ),
+        )
         if saved is None:
             self._unsaved_claims.extend(claims)
         return {(name, slot) for name, slot, _, _ in claims}
@@ -752,8 +826,9 @@ class FleetScheduler(Scheduler):
             send = self._pending[0]
             if send.stale_at < int(now * SECOND_US):
                 self._pending.popleft()
-                logger.error("beat: %s slot %s went stale before the broker took it; not sent",
-                             send.name, from_us(send.slot))
+                logger.error(
+                    "beat: %s slot %s went stale before the broker took it; not sent", send.name, from_us(send.slot)
+                )
                 continue
             try:
                 self._publish(send, now)
@@ -761,8 +836,14 @@ class FleetScheduler(Scheduler):
                 self._release_broker()
                 self._next["broker"] = now + self.broker_retry_seconds
                 if not self._broker_down:
-                    logger.error("beat: broker refused %s slot %s (%s); keeping %d sends, retrying every %s s",
-                                 send.name, from_us(send.slot), exc, len(self._pending), self.broker_retry_seconds)
+                    logger.error(
+                        "beat: broker refused %s slot %s (%s); keeping %d sends, retrying every %s s",
+                        send.name,
+                        from_us(send.slot),
+                        exc,
+                        len(self._pending),
+                        self.broker_retry_seconds,
+                    )
                 self._broker_down = True
                 return
             if self._broker_down:
@@ -782,12 +863,17 @@ class FleetScheduler(Scheduler):
         # The headers the stock scheduler sends: the worker side knows the entry by its name.
         headers = dict(json.loads(send.headers), periodic_task_name=send.name, celery_beat_task=True)
         self.app.send_task(
-            send.task, json.loads(send.args), json.loads(send.kwargs),
-            task_id=send.task_id, producer=self._producer, retry=False,
+            send.task,
+            json.loads(send.args),
+            json.loads(send.kwargs),
+            task_id=send.task_id,
+            producer=self._producer,
+            retry=False,
             # Stale once the next slot is due: a lagging worker pool skips it instead of
             # replaying a pile of old runs.
             expires=from_us(max(send.slot, int(now * SECOND_US)) + send.period),
-            headers=headers, **send.options,
+            headers=headers,
+            **send.options,
         )
 
     def _release_broker(self):

@@ -16,9 +16,7 @@ def schedule_timing(schedule: TaskSchedule) -> timing.Timing:
         row = periodic_task.crontab
         return timing.Timing(
             schedule_type=timing.CRON,
-            cron_expression=" ".join(
-                (row.minute, row.hour, row.day_of_month, row.month_of_year, row.day_of_week)
-            ),
+            cron_expression=" ".join((row.minute, row.hour, row.day_of_month, row.month_of_year, row.day_of_week)),
             interval_seconds=None,
             timezone=str(row.timezone),
         )
@@ -40,9 +38,7 @@ def schedule_next_run(schedule: TaskSchedule) -> datetime | None:
 
 
 def _schedules() -> QuerySet[TaskSchedule]:
-    return TaskSchedule.objects.select_related(
-        "service", "periodic_task__crontab", "periodic_task__interval"
-    )
+    return TaskSchedule.objects.select_related("service", "periodic_task__crontab", "periodic_task__interval")
 
 
 def schedule_list(*, service: Service | None = None, task_name: str | None = None, enabled: bool | None = None):

@@ -174,12 +174,16 @@ class ScheduleSerializer(serializers.Serializer):
 
 
 SCHEDULE_READ_ONLY_FIELDS = frozenset(ScheduleSerializer._declared_fields) - {
-    "task_name", "schedule_type", "cron_expression", "interval_seconds", "timezone", "enabled",
+    "task_name",
+    "schedule_type",
+    "cron_expression",
+    "interval_seconds",
+    "timezone",
+    "enabled",
 }
 
 
 class ScheduleCreateSerializer(RequestSerializer):
-
     ignored_fields = SCHEDULE_READ_ONLY_FIELDS
 
     task_name = _RawChar(help_text="Catalogue task: see /tasks. Example: fetch_logs")
@@ -283,9 +287,7 @@ class CatalogueTaskSerializer(serializers.Serializer):
 
 
 class CronPreviewQuerySerializer(serializers.Serializer):
-    expression = serializers.CharField(
-        allow_blank=True, trim_whitespace=False, help_text="Example: */15 * * * *"
-    )
+    expression = serializers.CharField(allow_blank=True, trim_whitespace=False, help_text="Example: */15 * * * *")
     timezone = serializers.CharField(default=timing.UTC, help_text="IANA time zone. Example: Europe/Paris")
     count = serializers.IntegerField(min_value=1, max_value=50, default=5, help_text="How many next runs (1-50).")
 

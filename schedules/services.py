@@ -99,8 +99,13 @@ def service_create(*, actor: Actor, service_id: str, name: str, description: str
             service.save(force_insert=True)
     except IntegrityError:
         raise ConflictError(f"Service {service_id!r} already exists.") from None
-    _audit(actor=actor, action=AuditEvent.Action.CREATE, target=AuditEvent.Target.SERVICE,
-           service_id=service.id, after=_service_snapshot(service))
+    _audit(
+        actor=actor,
+        action=AuditEvent.Action.CREATE,
+        target=AuditEvent.Target.SERVICE,
+        service_id=service.id,
+        after=_service_snapshot(service),
+    )
     return service
 
 
@@ -116,8 +121,14 @@ def service_update(*, actor: Actor, service: Service, name: str = UNSET, descrip
     after = _service_snapshot(service)
     if after != before:
         service.save()
-        _audit(actor=actor, action=AuditEvent.Action.UPDATE, target=AuditEvent.Target.SERVICE,
-               service_id=service.id, before=before, after=after)
+        _audit(
+            actor=actor,
+            action=AuditEvent.Action.UPDATE,
+            target=AuditEvent.Target.SERVICE,
+            service_id=service.id,
+            before=before,
+            after=after,
+        )
     return service
 
 
@@ -139,13 +150,18 @@ def service_put(*, actor: Actor, service_id: str, name: str, description: str = 
 def service_delete(*, actor: Actor, service: Service) -> None:
     """Delete the service, its schedules and their beat rows, together."""
     service = Service.objects.select_for_update().get(pk=service.pk)
-    schedules = list(TaskSchedule.objects.filter(service=service).select_related(
-        "periodic_task__crontab", "periodic_task__interval"
-    ))
+    schedules = list(
+        TaskSchedule.objects.filter(service=service).select_related("periodic_task__crontab", "periodic_task__interval")
+    )
     for schedule in schedules:
         _schedule_delete_rows(actor=actor, schedule=schedule)
-    _audit(actor=actor, action=AuditEvent.Action.DELETE, target=AuditEvent.Target.SERVICE,
-           service_id=service.id, before=_service_snapshot(service))
+    _audit(
+        actor=actor,
+        action=AuditEvent.Action.DELETE,
+        target=AuditEvent.Target.SERVICE,
+        service_id=service.id,
+        before=_service_snapshot(service),
+    )
     service.delete()
 
 
@@ -224,8 +240,10 @@ def _sync_periodic_task(
         "enabled": enabled,
         "description": new_timing.description,
     }
-    changed = periodic_task.pk is None or restart_timing or any(
-        getattr(periodic_task, field) != value for field, value in desired.items()
+    changed = (
+        periodic_task.pk is None
+        or restart_timing
+        or any(getattr(periodic_task, field) != value for field, value in desired.items())
     )
     if not changed:
         return periodic_task
@@ -247,9 +265,13 @@ def _lock_service(service_id: str) -> Service:
 def _require_task(task_name) -> catalogue.CatalogueTask:
     task = catalogue.get_task(task_name) if isinstance(task_name, str) else None
     if task is None:
-        raise ValidationError({"task_name": [
-            f"{task_name!r} is not a catalogue task; choose one of {', '.join(catalogue.task_names())}."
-        ]})
+        raise ValidationError(
+            {
+                "task_name": [
+                    f"{task_name!r} is not a catalogue task; choose one of {', '.join(catalogue.task_names())}."
+                ]
+            }
+        )
     return task
 
 
@@ -274,9 +296,7 @@ def _refuse_duplicate(*, service: Service, task_name: str, new_timing: timing.Ti
         candidates = candidates.exclude(pk=exclude.pk)
     duplicate = candidates.first()
     if duplicate is not None:
-        raise ConflictError(
-            f"Service {service.id!r} already has this {task_name} schedule (id {duplicate.pk})."
-        )
+        raise ConflictError(f"Service {service.id!r} already has this {task_name} schedule (id {duplicate.pk}).")
 
 
 # --- schedules ----------------------------------------------------------------------------
@@ -348,16 +368,22 @@ def schedule_create(
     schedule = TaskSchedule.objects.create(
         id=schedule_id, service=service, task_name=task.name, periodic_task=periodic_task
     )
-    _audit(actor=actor, action=AuditEvent.Action.CREATE, target=AuditEvent.Target.SCHEDULE,
-           service_id=service.id, schedule_id=schedule.pk, after=schedule_snapshot(schedule))
+    _audit(
+        actor=actor,
+        action=AuditEvent.Action.CREATE,
+        target=AuditEvent.Target.SCHEDULE,
+        service_id=service.id,
+        schedule_id=schedule.pk,
+        after=schedule_snapshot(schedule),
+    )
     return schedule
 
 
 def _locked_schedule(schedule: TaskSchedule) -> TaskSchedule:
     _lock_service(schedule.service_id)
-    return TaskSchedule.objects.select_related(
-        "service", "periodic_task__crontab", "periodic_task__interval"
-    ).get(pk=schedule.pk)
+    return TaskSchedule.objects.select_related("service", "periodic_task__crontab", "periodic_task__interval").get(
+        pk=schedule.pk
+    )
 
 
 @transaction.atomic
@@ -406,8 +432,15 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskS
     after = schedule_snapshot(schedule)
     if after != before:
         schedule.save()
-        _audit(actor=actor, action=AuditEvent.Action.UPDATE, target=AuditEvent.Target.SCHEDULE,
-               service_id=schedule.service_id, schedule_id=schedule.pk, before=before, after=after)
+        _audit(
+            actor=actor,
+            action=AuditEvent.Action.UPDATE,
+            target=AuditEvent.Target.SCHEDULE,
+            service_id=schedule.service_id,
+            schedule_id=schedule.pk,
+            before=before,
+            after=after,
+        )
     return schedule
 
 
@@ -428,15 +461,27 @@ def schedule_set_enabled(*, actor: Actor, schedule: TaskSchedule, enabled: bool)
         restart_timing=enabled,
     )
     schedule.save(update_fields=["updated_at"])
-    _audit(actor=actor, action=AuditEvent.Action.TOGGLE, target=AuditEvent.Target.SCHEDULE,
-           service_id=schedule.service_id, schedule_id=schedule.pk, before=before,
-           after=schedule_snapshot(schedule))
+    _audit(
+        actor=actor,
+        action=AuditEvent.Action.TOGGLE,
+        target=AuditEvent.Target.SCHEDULE,
+        service_id=schedule.service_id,
+        schedule_id=schedule.pk,
+        before=before,
+        after=schedule_snapshot(schedule),
+    )
     return schedule
 
 
 def _schedule_delete_rows(*, actor: Actor, schedule: TaskSchedule) -> None:
-    _audit(actor=actor, action=AuditEvent.Action.DELETE, target=AuditEvent.Target.SCHEDULE,
-           service_id=schedule.service_id, schedule_id=schedule.pk, before=schedule_snapshot(schedule))
+    _audit(
+        actor=actor,
+        action=AuditEvent.Action.DELETE,
+        target=AuditEvent.Target.SCHEDULE,
+        service_id=schedule.service_id,
+        schedule_id=schedule.pk,
+        before=schedule_snapshot(schedule),
+    )
     periodic_task = schedule.periodic_task
     schedule.delete()
     # Instance delete (not a queryset delete) so beat's change bump happens. The timing row
@@ -455,9 +500,15 @@ def schedule_run_now(*, actor: Actor, schedule: TaskSchedule) -> str:
     schedule = _locked_schedule(schedule)
     task = _require_task(schedule.task_name)
     task_id = str(uuid.uuid4())
-    event = _audit(actor=actor, action=AuditEvent.Action.RUN_NOW, target=AuditEvent.Target.SCHEDULE,
-                   service_id=schedule.service_id, schedule_id=schedule.pk,
-                   before=schedule_snapshot(schedule), after={"task_id": task_id})
+    event = _audit(
+        actor=actor,
+        action=AuditEvent.Action.RUN_NOW,
+        target=AuditEvent.Target.SCHEDULE,
+        service_id=schedule.service_id,
+        schedule_id=schedule.pk,
+        before=schedule_snapshot(schedule),
+        after={"task_id": task_id},
+    )
 
     def send():
         try:
@@ -480,7 +531,5 @@ def schedule_run_now(*, actor: Actor, schedule: TaskSchedule) -> str:
 @transaction.atomic
 def beat_heartbeat_record(*, worker: str, received_at: datetime) -> BeatHeartbeat:
     """Note that ``worker`` ran beat's heartbeat at ``received_at`` (one row, overwritten)."""
-    heartbeat, _ = BeatHeartbeat.objects.update_or_create(
-        pk=1, defaults={"worker": worker, "received_at": received_at}
-    )
+    heartbeat, _ = BeatHeartbeat.objects.update_or_create(pk=1, defaults={"worker": worker, "received_at": received_at})
     return heartbeat

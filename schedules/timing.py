@@ -89,8 +89,7 @@ def validate_timing(
             ]
         if timezone != UTC and "timezone" not in errors:
             errors["timezone"] = [
-                "An interval schedule runs every N seconds whatever the time zone; "
-                "leave timezone as UTC."
+                "An interval schedule runs every N seconds whatever the time zone; leave timezone as UTC."
             ]
     if errors:
         raise ValidationError(errors)

@@ -32,8 +32,8 @@ from .serializers import (
     HealthSerializer,
     MessageSerializer,
     RunResponseSerializer,
-    ScheduleSerializer,
     ScheduleCreateSerializer,
+    ScheduleSerializer,
     ScheduleUpdateSerializer,
     ServiceCreateSerializer,
     ServiceSerializer,
@@ -150,7 +150,9 @@ class ServiceViewSet(viewsets.GenericViewSet):
     def create(self, request):
         data = _validated(ServiceCreateSerializer, request.data)
         service = services.service_create(
-            actor=_actor(request), service_id=data["id"], name=data["name"],
+            actor=_actor(request),
+            service_id=data["id"],
+            name=data["name"],
             description=data.get("description", ""),
         )
         return Response(ServiceSerializer(_service_or_404(service.pk)).data, status=HTTPStatus.CREATED)
@@ -163,7 +165,9 @@ class ServiceViewSet(viewsets.GenericViewSet):
             raise exceptions.ValidationError({"id": [service_id_validator.message]})
         data = _validated(ServiceUpdateSerializer, request.data)
         service, created = services.service_put(
-            actor=_actor(request), service_id=service_id, name=data["name"],
+            actor=_actor(request),
+            service_id=service_id,
+            name=data["name"],
             description=data.get("description", ""),
         )
         return Response(
@@ -212,8 +216,11 @@ SCHEDULE_FILTERS = [
 
 
 @extend_schema_view(
-    list=extend_schema(summary="All schedules, filtered and paginated", parameters=SCHEDULE_FILTERS,
-                       responses={200: ScheduleSerializer(many=True), **ERROR_RESPONSES}),
+    list=extend_schema(
+        summary="All schedules, filtered and paginated",
+        parameters=SCHEDULE_FILTERS,
+        responses={200: ScheduleSerializer(many=True), **ERROR_RESPONSES},
+    ),
     retrieve=extend_schema(summary="One schedule", responses={200: ScheduleSerializer, **ERROR_RESPONSES}),
     update=extend_schema(
         summary="Update a schedule; only the fields given change (as the seed's PUT)",
@@ -225,8 +232,9 @@ SCHEDULE_FILTERS = [
         request=ScheduleUpdateSerializer,
         responses={200: ScheduleSerializer, **CONFLICT, **ERROR_RESPONSES},
     ),
-    destroy=extend_schema(summary="Delete a schedule and its beat entry",
-                          responses={200: MessageSerializer, **ERROR_RESPONSES}),
+    destroy=extend_schema(
+        summary="Delete a schedule and its beat entry", responses={200: MessageSerializer, **ERROR_RESPONSES}
+    ),
 )
 class ScheduleViewSet(viewsets.GenericViewSet):
     lookup_url_kwarg = "id"
@@ -246,10 +254,14 @@ class ScheduleViewSet(viewsets.GenericViewSet):
                 raise exceptions.ValidationError({"service": [f"Unknown service {params['service']!r}."]})
         if "task_name" in params:
             if catalogue.get_task(params["task_name"]) is None:
-                raise exceptions.ValidationError({"task_name": [
-                    f"{params['task_name']!r} is not a catalogue task; "
-                    f"choose one of {', '.join(catalogue.task_names())}."
-                ]})
+                raise exceptions.ValidationError(
+                    {
+                        "task_name": [
+                            f"{params['task_name']!r} is not a catalogue task; "
+                            f"choose one of {', '.join(catalogue.task_names())}."
+                        ]
+                    }
+                )
             filters["task_name"] = params["task_name"]
         if "enabled" in params:
             filters["enabled"] = _parse_bool(params["enabled"], "enabled")
@@ -320,7 +332,7 @@ class ScheduleViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="The last 10 sends beat made for the schedule, newest first",
         description="Recorded by the fleet scheduler (the default `celery -A luffy_admin beat`); "
-                    "django-celery-beat's stock scheduler (`-S django`) records none.",
+        "django-celery-beat's stock scheduler (`-S django`) records none.",
         responses={200: DispatchSerializer(many=True), **ERROR_RESPONSES},
     )
     @action(detail=True, methods=["get"], pagination_class=None)
@@ -373,8 +385,13 @@ class CronPreviewView(APIView):
         try:
             parsed = cron.parse(expression)
         except cron.CronError as exc:
-            preview = {"valid": False, "expression": expression, "description": None, "next_runs": [],
-                       "error": str(exc)}
+            preview = {
+                "valid": False,
+                "expression": expression,
+                "description": None,
+                "next_runs": [],
+                "error": str(exc),
+            }
         else:
             preview = {
                 "valid": True,

@@ -16,6 +16,10 @@ export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/luffy_adm
 export CELERY_BROKER_URL=${CELERY_BROKER_URL:-redis://127.0.0.1:6379/14}
 export LUFFY_VAR_DIR=${LUFFY_VAR_DIR:-$PWD/var/test}
 
+echo "== lint and format (ruff)"
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+
 echo "== migrations match the models"
 "$PY" manage.py makemigrations --check --dry-run
 

@@ -146,12 +146,14 @@ class BeatLog:
 
     def sends(self, entry_name: str) -> list[float]:
         """When beat sent ``entry_name``: its "Sending due task" lines, logged just before publishing."""
-        return [at for at, message in self._lines()
-                if (sent := SENDING.match(message)) and sent.group(1) == entry_name]
+        return [at for at, message in self._lines() if (sent := SENDING.match(message)) and sent.group(1) == entry_name]
 
     def sent_tasks(self, entry_name: str) -> set[str]:
-        return {sent.group(2) for _, message in self._lines()
-                if (sent := SENDING.match(message)) and sent.group(1) == entry_name}
+        return {
+            sent.group(2)
+            for _, message in self._lines()
+            if (sent := SENDING.match(message)) and sent.group(1) == entry_name
+        }
 
     def schedule_changes(self) -> list[float]:
         """When beat noticed a change in the database and reloaded its schedule."""

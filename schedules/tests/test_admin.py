@@ -86,9 +86,17 @@ def test_service_page_shows_its_schedules_in_words_with_next_run(admin_client, m
     assert response.status_code == HTTPStatus.OK
     page = response.content.decode()
     for text in (
-        "fetch_logs", "*/15 * * * *", "Europe/Paris", "Every 15 minutes", utc(selectors.schedule_next_run(schedule)),
-        "generate_rca", "every 3600 s", "Every hour", utc(selectors.schedule_next_run(interval)),
-        f"{SCHEDULES_URL}{schedule.pk}/change/", f"{SCHEDULES_URL}add/?service=web-app",
+        "fetch_logs",
+        "*/15 * * * *",
+        "Europe/Paris",
+        "Every 15 minutes",
+        utc(selectors.schedule_next_run(schedule)),
+        "generate_rca",
+        "every 3600 s",
+        "Every hour",
+        utc(selectors.schedule_next_run(interval)),
+        f"{SCHEDULES_URL}{schedule.pk}/change/",
+        f"{SCHEDULES_URL}add/?service=web-app",
     ):
         assert text in page, text
 
@@ -108,8 +116,10 @@ def test_service_add_goes_through_the_write_path(admin_client, admin_user):
 @pytest.mark.parametrize(
     ("service_id", "message"),
     [
-        ("Web App", "A service id is 1-63 characters: lowercase letters, digits, '-' and '_', "
-                    "starting with a letter or digit."),
+        (
+            "Web App",
+            "A service id is 1-63 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit.",
+        ),
         ("web-app", "Service with this Service id already exists."),
     ],
 )
@@ -124,9 +134,14 @@ def test_service_add_refusal_shows_on_the_id_field(admin_client, make_service, s
 
 def test_service_edit_records_before_and_after(admin_client, service):
     """Renaming a service is audited with the admin user and both values."""
-    response = admin_client.post(f"{SERVICES_URL}web-app/change/", {
-        "name": "Shop", "description": "new", **_empty_inline("schedules"),
-    })
+    response = admin_client.post(
+        f"{SERVICES_URL}web-app/change/",
+        {
+            "name": "Shop",
+            "description": "new",
+            **_empty_inline("schedules"),
+        },
+    )
     assert response.status_code == HTTPStatus.FOUND
     event = AuditEvent.objects.get(action="update")
     assert event.actor == "user:admin"
@@ -145,7 +160,9 @@ def test_service_delete_removes_its_schedules_and_beat_rows(admin_client, make_s
     assert response.status_code == HTTPStatus.FOUND
     assert (Service.objects.count(), TaskSchedule.objects.count(), PeriodicTask.objects.count()) == (0, 0, 0)
     assert sorted(AuditEvent.objects.filter(action="delete").values_list("target", "actor")) == [
-        ("schedule", "user:admin"), ("schedule", "user:admin"), ("service", "user:admin"),
+        ("schedule", "user:admin"),
+        ("schedule", "user:admin"),
+        ("service", "user:admin"),
     ]
 
 
@@ -165,7 +182,8 @@ def test_service_history_lists_its_audit_events(admin_client, make_schedule):
     response = admin_client.get(f"{SERVICES_URL}web-app/history/")
     assert response.status_code == HTTPStatus.OK
     assert [(row["event"].action, row["event"].target) for row in response.context["events"]] == [
-        ("create", "schedule"), ("create", "service"),
+        ("create", "schedule"),
+        ("create", "service"),
     ]
 
 
@@ -181,13 +199,25 @@ def test_schedule_list_shows_timing_in_words_and_runs(admin_client, make_schedul
     assert response.status_code == HTTPStatus.OK
     admin_ = response.context["cl"].model_admin
     rows = [
-        [admin_.task(row), admin_.timing_words(row), admin_.timing_spec(row), admin_.timezone(row),
-         admin_.enabled(row), admin_.next_run(row)]
+        [
+            admin_.task(row),
+            admin_.timing_words(row),
+            admin_.timing_spec(row),
+            admin_.timezone(row),
+            admin_.enabled(row),
+            admin_.next_run(row),
+        ]
         for row in response.context["cl"].result_list
     ]
     assert rows == [
-        ["fetch_logs", "At 09:00, Monday through Friday", "0 9 * * 1-5", "Europe/Paris", True,
-         utc(selectors.schedule_next_run(schedule))],
+        [
+            "fetch_logs",
+            "At 09:00, Monday through Friday",
+            "0 9 * * 1-5",
+            "Europe/Paris",
+            True,
+            utc(selectors.schedule_next_run(schedule)),
+        ],
         ["index_code", "Every 15 minutes", "every 900 s", "UTC", False, "-"],
     ]
     assert utc(selectors.schedule_next_run(schedule)).endswith(" UTC")
@@ -264,23 +294,43 @@ def test_schedule_add_creates_the_beat_entry_and_returns_to_the_service(admin_cl
     [
         ({"cron_expression": "61 * * * *"}, {"cron_expression": ["minute: 61 is out of range 0-59."]}),
         ({"cron_expression": "*/0 * * * *"}, {"cron_expression": ["minute: step 0 must be between 1 and 59."]}),
-        ({"cron_expression": "0 0 30 2 *"}, {"cron_expression": [
-            "This expression never fires: day 30 never occurs in the selected month(s)."]}),
-        ({"cron_expression": "* * * *"}, {"cron_expression": [
-            "A cron expression has exactly 5 fields (minute hour day-of-month month day-of-week); got 4."]}),
-        ({"cron_expression": "@reboot"}, {"cron_expression": [
-            "@reboot is not supported: beat has no notion of a reboot."]}),
+        (
+            {"cron_expression": "0 0 30 2 *"},
+            {"cron_expression": ["This expression never fires: day 30 never occurs in the selected month(s)."]},
+        ),
+        (
+            {"cron_expression": "* * * *"},
+            {
+                "cron_expression": [
+                    "A cron expression has exactly 5 fields (minute hour day-of-month month day-of-week); got 4."
+                ]
+            },
+        ),
+        (
+            {"cron_expression": "@reboot"},
+            {"cron_expression": ["@reboot is not supported: beat has no notion of a reboot."]},
+        ),
         ({"cron_expression": ""}, {"cron_expression": ["cron_expression is required for a cron schedule."]}),
-        ({"schedule_type": "interval", "interval_seconds": "59", "cron_expression": ""},
-         {"interval_seconds": ["interval_seconds for fetch_logs must be between 60 and 86400."]}),
-        ({"schedule_type": "interval", "interval_seconds": "900"},
-         {"cron_expression": ["Leave cron_expression empty for an interval schedule."]}),
-        ({"schedule_type": "interval", "interval_seconds": "1.5", "cron_expression": ""},
-         {"interval_seconds": ["Enter a whole number."]}),
-        ({"timezone": "Mars/Olympus"}, {"timezone": [
-            "'Mars/Olympus' is not an IANA time zone name such as 'Europe/Paris'."]}),
-        ({"task_name": "deploy"}, {"task_name": [
-            "Select a valid choice. deploy is not one of the available choices."]}),
+        (
+            {"schedule_type": "interval", "interval_seconds": "59", "cron_expression": ""},
+            {"interval_seconds": ["interval_seconds for fetch_logs must be between 60 and 86400."]},
+        ),
+        (
+            {"schedule_type": "interval", "interval_seconds": "900"},
+            {"cron_expression": ["Leave cron_expression empty for an interval schedule."]},
+        ),
+        (
+            {"schedule_type": "interval", "interval_seconds": "1.5", "cron_expression": ""},
+            {"interval_seconds": ["Enter a whole number."]},
+        ),
+        (
+            {"timezone": "Mars/Olympus"},
+            {"timezone": ["'Mars/Olympus' is not an IANA time zone name such as 'Europe/Paris'."]},
+        ),
+        (
+            {"task_name": "deploy"},
+            {"task_name": ["Select a valid choice. deploy is not one of the available choices."]},
+        ),
     ],
 )
 def test_schedule_add_refusal_shows_on_the_field(admin_client, service, fields, errors):
@@ -288,8 +338,11 @@ def test_schedule_add_refusal_shows_on_the_field(admin_client, service, fields, 
     response = admin_client.post(f"{SCHEDULES_URL}add/", _schedule_post(**fields))
     assert response.status_code == HTTPStatus.OK
     assert _form_errors(response) == errors
-    assert (TaskSchedule.objects.count(), PeriodicTask.objects.count(), AuditEvent.objects.filter(
-        target="schedule").count()) == (0, 0, 0)
+    assert (
+        TaskSchedule.objects.count(),
+        PeriodicTask.objects.count(),
+        AuditEvent.objects.filter(target="schedule").count(),
+    ) == (0, 0, 0)
 
 
 def test_schedule_add_duplicate_is_refused_on_the_form(admin_client, make_schedule):
@@ -323,8 +376,12 @@ def test_schedule_edit_form_shows_the_current_timing(admin_client, make_schedule
     response = admin_client.get(f"{SCHEDULES_URL}{schedule.pk}/change/")
     initial = response.context["adminform"].form.initial
     assert {key: initial[key] for key in services.SCHEDULE_FIELDS} == {
-        "task_name": "fetch_logs", "schedule_type": "cron", "cron_expression": "0 2 * * *",
-        "interval_seconds": None, "timezone": "Asia/Tokyo", "enabled": True,
+        "task_name": "fetch_logs",
+        "schedule_type": "cron",
+        "cron_expression": "0 2 * * *",
+        "interval_seconds": None,
+        "timezone": "Asia/Tokyo",
+        "enabled": True,
     }
     page = response.content.decode()
     assert "At 02:00" in page and utc(selectors.schedule_next_run(schedule)) in page
@@ -342,10 +399,22 @@ def test_schedule_edit_switches_type_through_the_write_path(admin_client, make_s
     assert (periodic_task.crontab, periodic_task.interval.every, periodic_task.enabled) == (None, 600, False)
     event = AuditEvent.objects.get(action="update")
     assert event.actor == "user:admin"
-    assert event.before == {"task_name": "fetch_logs", "schedule_type": "cron", "cron_expression": "*/15 * * * *",
-                            "interval_seconds": None, "timezone": "UTC", "enabled": True}
-    assert event.after == {"task_name": "fetch_logs", "schedule_type": "interval", "cron_expression": None,
-                           "interval_seconds": 600, "timezone": "UTC", "enabled": False}
+    assert event.before == {
+        "task_name": "fetch_logs",
+        "schedule_type": "cron",
+        "cron_expression": "*/15 * * * *",
+        "interval_seconds": None,
+        "timezone": "UTC",
+        "enabled": True,
+    }
+    assert event.after == {
+        "task_name": "fetch_logs",
+        "schedule_type": "interval",
+        "cron_expression": None,
+        "interval_seconds": 600,
+        "timezone": "UTC",
+        "enabled": False,
+    }
 
 
 def test_schedule_edit_refusal_changes_nothing(admin_client, make_schedule):
@@ -383,14 +452,19 @@ def test_enable_and_disable_actions_report_what_they_did(admin_client, make_sche
     services.schedule_set_enabled(actor=actor, schedule=schedules[2], enabled=False)
     response = admin_client.post(SCHEDULES_URL, _action(action, schedules))
     assert response.status_code == HTTPStatus.FOUND
-    already = "1 schedule already disabled, left as it was." if not enabled else \
-        "2 schedules already enabled, left as they were."
+    already = (
+        "1 schedule already disabled, left as it was."
+        if not enabled
+        else "2 schedules already enabled, left as they were."
+    )
     assert _messages(response) == [message, already]
     assert set(PeriodicTask.objects.values_list("enabled", flat=True)) == {enabled}
     assert AuditEvent.objects.filter(action="toggle", actor="user:admin").count() == (2 if not enabled else 1)
 
 
-def test_run_now_asks_then_sends_each_task_to_the_broker(admin_client, make_schedule, django_capture_on_commit_callbacks):
+def test_run_now_asks_then_sends_each_task_to_the_broker(
+    admin_client, make_schedule, django_capture_on_commit_callbacks
+):
     """Run now shows a confirmation first; confirmed, it sends [service_id] and reports the task id."""
     schedule = make_schedule()
     payload = _action("run_now", [schedule])
@@ -410,7 +484,9 @@ def test_run_now_asks_then_sends_each_task_to_the_broker(admin_client, make_sche
     task_id = AuditEvent.objects.get(action="run_now", actor="user:admin").after["task_id"]
     assert _messages(response) == [f"1 task sent: web-app / fetch_logs (task id {task_id})."]
     assert (message.headers["id"], message.headers["task"], message.decode()[0]) == (
-        task_id, "src.services.tasks.fetch_and_process_logs", ["web-app"]
+        task_id,
+        "src.services.tasks.fetch_and_process_logs",
+        ["web-app"],
     )
 
 
@@ -478,8 +554,10 @@ def test_audit_events_are_listed_read_only(admin_client, make_schedule, actor):
     ]
     event = AuditEvent.objects.first()
     assert admin_client.get("/admin/schedules/auditevent/add/").status_code == HTTPStatus.FORBIDDEN
-    assert admin_client.post(f"/admin/schedules/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == \
-        HTTPStatus.FORBIDDEN
+    assert (
+        admin_client.post(f"/admin/schedules/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code
+        == HTTPStatus.FORBIDDEN
+    )
     assert AuditEvent.objects.count() == 5
 
 
@@ -487,8 +565,15 @@ def test_audit_events_are_listed_read_only(admin_client, make_schedule, actor):
 
 
 def _crontab_post(minute="*/15", hour="*", day_of_month="*", month_of_year="*", day_of_week="*"):
-    return {"minute": minute, "hour": hour, "day_of_month": day_of_month, "month_of_year": month_of_year,
-            "day_of_week": day_of_week, "timezone": "UTC", **_empty_inline("periodictask_set")}
+    return {
+        "minute": minute,
+        "hour": hour,
+        "day_of_month": day_of_month,
+        "month_of_year": month_of_year,
+        "day_of_week": day_of_week,
+        "timezone": "UTC",
+        **_empty_inline("periodictask_set"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -496,9 +581,14 @@ def _crontab_post(minute="*/15", hour="*", day_of_month="*", month_of_year="*", 
     [
         ({"minute": "61"}, {"minute": "minute: 61 is out of range 0-59."}),
         ({"hour": "*/0"}, {"hour": "hour: step 0 must be between 1 and 23."}),
-        ({"day_of_month": "5/10"}, {"day_of_month": "day of month: '5/10' needs a range before the step, e.g. '5-31/10'."}),
-        ({"day_of_month": "30", "month_of_year": "2"}, {
-            "__all__": "This expression never fires: day 30 never occurs in the selected month(s)."}),
+        (
+            {"day_of_month": "5/10"},
+            {"day_of_month": "day of month: '5/10' needs a range before the step, e.g. '5-31/10'."},
+        ),
+        (
+            {"day_of_month": "30", "month_of_year": "2"},
+            {"__all__": "This expression never fires: day 30 never occurs in the selected month(s)."},
+        ),
         ({"minute": "1 2"}, {"minute": "One cron field per box, without spaces. Example: */15"}),
     ],
 )
@@ -522,12 +612,19 @@ def test_beat_crontab_form_stores_the_form_celery_reads(admin_client):
 
 def test_beat_periodic_task_form_refuses_a_broken_crontab(admin_client):
     """A PeriodicTask cannot be pointed at a crontab row that beat cannot schedule."""
-    broken = CrontabSchedule.objects.create(minute="61", hour="*", day_of_month="*", month_of_year="*",
-                                            day_of_week="*")
-    response = admin_client.post(f"{PERIODIC_TASKS_URL}add/", {
-        "name": "cleanup", "task": "demo.cleanup", "enabled": "on", "crontab": broken.pk,
-        "args": "[]", "kwargs": "{}", "headers": "{}",
-    })
+    broken = CrontabSchedule.objects.create(minute="61", hour="*", day_of_month="*", month_of_year="*", day_of_week="*")
+    response = admin_client.post(
+        f"{PERIODIC_TASKS_URL}add/",
+        {
+            "name": "cleanup",
+            "task": "demo.cleanup",
+            "enabled": "on",
+            "crontab": broken.pk,
+            "args": "[]",
+            "kwargs": "{}",
+            "headers": "{}",
+        },
+    )
     assert response.status_code == HTTPStatus.OK
     assert _form_errors(response)["crontab"] == [
         "Beat cannot schedule this crontab: minute: 61 is out of range 0-59. Fix the crontab first."
@@ -577,9 +674,16 @@ def test_beat_periodic_task_owned_by_a_schedule_is_view_only(admin_client, make_
     assert "luffy-admin: web-app / fetch_logs" in listing.content.decode()
     page = admin_client.get(f"{PERIODIC_TASKS_URL}{schedule.periodic_task_id}/change/")
     assert page.context["has_change_permission"] is False
-    response = admin_client.post(f"{PERIODIC_TASKS_URL}{schedule.periodic_task_id}/change/", {
-        "name": "renamed", "task": "x", "args": "[]", "kwargs": "{}", "headers": "{}",
-    })
+    response = admin_client.post(
+        f"{PERIODIC_TASKS_URL}{schedule.periodic_task_id}/change/",
+        {
+            "name": "renamed",
+            "task": "x",
+            "args": "[]",
+            "kwargs": "{}",
+            "headers": "{}",
+        },
+    )
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert PeriodicTask.objects.get().name == f"luffy:web-app:{schedule.pk}"
 
@@ -603,8 +707,12 @@ def test_schedule_page_shows_recent_dispatches(admin_client, make_schedule):
     """The change page lists what beat last sent for the schedule, with slot and task id."""
     schedule = make_schedule()
     slot = datetime(2026, 11, 27, 9, 15, tzinfo=UTC)
-    Dispatch.objects.create(periodic_task_name=schedule.periodic_task.name, slot=slot, task_id="5f0c-task",
-                            sent_at=slot + timedelta(milliseconds=4))
+    Dispatch.objects.create(
+        periodic_task_name=schedule.periodic_task.name,
+        slot=slot,
+        task_id="5f0c-task",
+        sent_at=slot + timedelta(milliseconds=4),
+    )
     response = admin_client.get(f"{SCHEDULES_URL}{schedule.pk}/change/")
     assert response.status_code == HTTPStatus.OK
     assert "2026-11-27 09:15:00 UTC sent 2026-11-27 09:15:00 UTC (task 5f0c-task)" in response.content.decode()

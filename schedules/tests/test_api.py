@@ -114,7 +114,8 @@ def _expected_body(schedule_id, **overrides) -> dict:
         "schedule_type": "cron" if crontab else "interval",
         "cron_expression": (
             f"{crontab.minute} {crontab.hour} {crontab.day_of_month} {crontab.month_of_year} {crontab.day_of_week}"
-            if crontab else None
+            if crontab
+            else None
         ),
         "interval_seconds": interval.every if interval else None,
         "timezone": str(crontab.timezone) if crontab else "UTC",
@@ -154,12 +155,14 @@ def test_seed_usage_replayed_without_trailing_slashes_works(api, service):
     """The seed's curl examples (create, partial PUT) plus its toggle and delete, as its UI sends them."""
     created = api.post(
         f"{BASE}/services/web-app/schedules",
-        data=json.dumps({
-            "task_name": "fetch_logs",
-            "schedule_type": "cron",
-            "cron_expression": "*/15 * * * *",
-            "enabled": True,
-        }),
+        data=json.dumps(
+            {
+                "task_name": "fetch_logs",
+                "schedule_type": "cron",
+                "cron_expression": "*/15 * * * *",
+                "enabled": True,
+            }
+        ),
         content_type="application/json",
     )
     assert created.status_code == HTTPStatus.CREATED
@@ -202,7 +205,10 @@ def test_seed_usage_replayed_without_trailing_slashes_works(api, service):
     assert toggled.json() == {
         "message": "Schedule disabled successfully",
         "schedule": _expected_body(
-            schedule_id, enabled=False, next_run=None, cron_expression="*/30 * * * *",
+            schedule_id,
+            enabled=False,
+            next_run=None,
+            cron_expression="*/30 * * * *",
             description="Every 30 minutes",
         ),
     }
@@ -244,7 +250,9 @@ def test_every_path_answers_with_and_without_trailing_slash(api, schedule, metho
     """No path redirects or 404s for want of a slash; POST bodies reach the view."""
     response = _send(api, method, BASE + path.format(id=schedule.pk) + slash, json_body={})
     assert response.status_code not in (
-        HTTPStatus.MOVED_PERMANENTLY, HTTPStatus.PERMANENT_REDIRECT, HTTPStatus.NOT_FOUND,
+        HTTPStatus.MOVED_PERMANENTLY,
+        HTTPStatus.PERMANENT_REDIRECT,
+        HTTPStatus.NOT_FOUND,
         HTTPStatus.METHOD_NOT_ALLOWED,
     )
     assert response["Content-Type"] == "application/json"
@@ -311,8 +319,15 @@ def test_put_switching_type_clears_the_other_field(api, schedule):
 def test_read_only_fields_sent_back_are_ignored(api, schedule):
     """A caller may PUT back the body it read, read-only fields included, with one change."""
     body = api.get(f"{BASE}/schedules/{schedule.pk}").json()
-    sent = {**body, "id": str(uuid.uuid4()), "service_id": "other", "task_path": "os.system",
-            "next_run": None, "total_run_count": 99, "enabled": False}
+    sent = {
+        **body,
+        "id": str(uuid.uuid4()),
+        "service_id": "other",
+        "task_path": "os.system",
+        "next_run": None,
+        "total_run_count": 99,
+        "enabled": False,
+    }
     response = api.put(f"{BASE}/schedules/{schedule.pk}", sent, format="json")
     assert response.status_code == HTTPStatus.OK
     assert response.json() == _expected_body(schedule.pk, enabled=False, next_run=None, description="Every 15 minutes")
@@ -343,8 +358,9 @@ def test_toggle_takes_enabled_from_query_or_body(api, schedule, query, body, ena
 
 def test_unknown_task_name_error_lists_the_valid_ones(api, service):
     """The full error body: detail for people, errors per field, nothing written."""
-    response = api.post(f"{BASE}/services/web-app/schedules", {"task_name": "deploy", "cron_expression": "* * * * *"},
-                        format="json")
+    response = api.post(
+        f"{BASE}/services/web-app/schedules", {"task_name": "deploy", "cron_expression": "* * * * *"}, format="json"
+    )
     message = "'deploy' is not a catalogue task; choose one of fetch_logs, generate_rca, index_code."
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json() == {"detail": f"task_name: {message}", "code": "invalid", "errors": {"task_name": [message]}}
@@ -446,8 +462,13 @@ BAD_REQUESTS = {
     ),
     # types and fields
     "task unknown": _create({"task_name": "deploy", "cron_expression": "* * * * *"}, fields={"task_name"}),
-    "task missing": (*CREATE, {"json_body": {"cron_expression": "* * * * *"}}, HTTPStatus.BAD_REQUEST, "invalid",
-                     {"task_name"}),
+    "task missing": (
+        *CREATE,
+        {"json_body": {"cron_expression": "* * * * *"}},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"task_name"},
+    ),
     "task not a string": _create({"task_name": ["fetch_logs"], "cron_expression": "* * * * *"}, fields={"task_name"}),
     "type unknown": _create({"schedule_type": "weekly", "cron_expression": "* * * * *"}, fields={"schedule_type"}),
     "timezone unknown": _create({"cron_expression": "* * * * *", "timezone": "Mars/Olympus"}, fields={"timezone"}),
@@ -468,12 +489,18 @@ BAD_REQUESTS = {
     "array body": _raw(b"[]", code="invalid", fields={"non_field_errors"}),
     "string body": _raw(b'"fetch_logs"', code="invalid", fields={"non_field_errors"}),
     "null body": _raw(b"null", code="invalid", fields={"non_field_errors"}),
-    "text/plain": _raw(b"task_name=fetch_logs", "text/plain", HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                       "unsupported_media_type"),
-    "form-encoded": _raw(b"task_name=fetch_logs", "application/x-www-form-urlencoded",
-                         HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-    "oversized": _raw(b'{"task_name": "' + b"x" * 70_000 + b'"}', status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                      code="payload_too_large"),
+    "text/plain": _raw(
+        b"task_name=fetch_logs", "text/plain", HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"
+    ),
+    "form-encoded": _raw(
+        b"task_name=fetch_logs",
+        "application/x-www-form-urlencoded",
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    ),
+    "oversized": _raw(
+        b'{"task_name": "' + b"x" * 70_000 + b'"}', status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE, code="payload_too_large"
+    ),
     # updates
     "update bad cron": _update({"cron_expression": "* 24 * * *"}, {"cron_expression"}),
     "update interval on a cron schedule": _update({"interval_seconds": 900}, {"interval_seconds"}),
@@ -481,81 +508,232 @@ BAD_REQUESTS = {
     "update null cron": _update({"cron_expression": None}, {"cron_expression"}, "PATCH"),
     "update unknown field": _update({"cron": "* * * * *"}, {"cron"}),
     "update enabled string": _update({"enabled": "false"}, {"enabled"}),
-    "toggle not a boolean": ("POST", "/schedules/{schedule}/toggle?enabled=maybe", {}, HTTPStatus.BAD_REQUEST,
-                             "invalid", {"enabled"}),
-    "toggle without enabled": ("POST", "/schedules/{schedule}/toggle", {}, HTTPStatus.BAD_REQUEST, "invalid",
-                               {"enabled"}),
-    "toggle body string": ("POST", "/schedules/{schedule}/toggle", {"json_body": {"enabled": "false"}},
-                           HTTPStatus.BAD_REQUEST, "invalid", {"enabled"}),
-    "toggle query and body disagree": ("POST", "/schedules/{schedule}/toggle?enabled=true",
-                                       {"json_body": {"enabled": False}}, HTTPStatus.BAD_REQUEST, "invalid",
-                                       {"enabled"}),
+    "toggle not a boolean": (
+        "POST",
+        "/schedules/{schedule}/toggle?enabled=maybe",
+        {},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"enabled"},
+    ),
+    "toggle without enabled": (
+        "POST",
+        "/schedules/{schedule}/toggle",
+        {},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"enabled"},
+    ),
+    "toggle body string": (
+        "POST",
+        "/schedules/{schedule}/toggle",
+        {"json_body": {"enabled": "false"}},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"enabled"},
+    ),
+    "toggle query and body disagree": (
+        "POST",
+        "/schedules/{schedule}/toggle?enabled=true",
+        {"json_body": {"enabled": False}},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"enabled"},
+    ),
     "duplicate schedule": _create({"cron_expression": "*/15 * * * *"}, HTTPStatus.CONFLICT, "conflict"),
-    "update into a duplicate": ("PUT", "/schedules/{other}", {"json_body": {"cron_expression": "*/15 * * * *"}},
-                                HTTPStatus.CONFLICT, "conflict", None),
+    "update into a duplicate": (
+        "PUT",
+        "/schedules/{other}",
+        {"json_body": {"cron_expression": "*/15 * * * *"}},
+        HTTPStatus.CONFLICT,
+        "conflict",
+        None,
+    ),
     # ids
-    "schedule id not a UUID": ("PUT", "/schedules/42", {"json_body": {"enabled": False}}, HTTPStatus.NOT_FOUND,
-                               "not_found", None),
-    "schedule missing: update": ("PATCH", "/schedules/{missing}", {"json_body": {"enabled": False}},
-                                 HTTPStatus.NOT_FOUND, "not_found", None),
+    "schedule id not a UUID": (
+        "PUT",
+        "/schedules/42",
+        {"json_body": {"enabled": False}},
+        HTTPStatus.NOT_FOUND,
+        "not_found",
+        None,
+    ),
+    "schedule missing: update": (
+        "PATCH",
+        "/schedules/{missing}",
+        {"json_body": {"enabled": False}},
+        HTTPStatus.NOT_FOUND,
+        "not_found",
+        None,
+    ),
     "schedule missing: delete": ("DELETE", "/schedules/{missing}", {}, HTTPStatus.NOT_FOUND, "not_found", None),
-    "schedule missing: toggle": ("POST", "/schedules/{missing}/toggle?enabled=false", {}, HTTPStatus.NOT_FOUND,
-                                 "not_found", None),
+    "schedule missing: toggle": (
+        "POST",
+        "/schedules/{missing}/toggle?enabled=false",
+        {},
+        HTTPStatus.NOT_FOUND,
+        "not_found",
+        None,
+    ),
     "schedule missing: run": ("POST", "/schedules/{missing}/run", {}, HTTPStatus.NOT_FOUND, "not_found", None),
-    "service missing: create schedule": ("POST", "/services/nope/schedules",
-                                         {"json_body": {"task_name": "fetch_logs", "cron_expression": "* * * * *"}},
-                                         HTTPStatus.NOT_FOUND, "not_found", None),
+    "service missing: create schedule": (
+        "POST",
+        "/services/nope/schedules",
+        {"json_body": {"task_name": "fetch_logs", "cron_expression": "* * * * *"}},
+        HTTPStatus.NOT_FOUND,
+        "not_found",
+        None,
+    ),
     "service missing: delete": ("DELETE", "/services/nope", {}, HTTPStatus.NOT_FOUND, "not_found", None),
     "service id with a NUL byte": ("GET", "/services/a%00b/schedules", {}, HTTPStatus.NOT_FOUND, "not_found", None),
-    "method not allowed": ("DELETE", "/services/web-app/schedules", {}, HTTPStatus.METHOD_NOT_ALLOWED,
-                           "method_not_allowed", None),
+    "method not allowed": (
+        "DELETE",
+        "/services/web-app/schedules",
+        {},
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        None,
+    ),
     # services
-    "service id not a slug": ("POST", "/services", {"json_body": {"id": "Web App", "name": "x"}},
-                              HTTPStatus.BAD_REQUEST, "invalid", {"id"}),
-    "service id not a string": ("POST", "/services", {"json_body": {"id": 5, "name": "x"}},
-                                HTTPStatus.BAD_REQUEST, "invalid", {"id"}),
-    "service name missing": ("POST", "/services", {"json_body": {"id": "billing"}}, HTTPStatus.BAD_REQUEST,
-                             "invalid", {"name"}),
-    "service exists": ("POST", "/services", {"json_body": {"id": "web-app", "name": "x"}}, HTTPStatus.CONFLICT,
-                       "conflict", None),
-    "service PUT with a bad id": ("PUT", "/services/Web%20App", {"json_body": {"name": "x"}},
-                                  HTTPStatus.BAD_REQUEST, "invalid", {"id"}),
-    "service PUT with a NUL byte": ("PUT", "/services/a%00b", {"json_body": {"name": "x"}},
-                                    HTTPStatus.BAD_REQUEST, "invalid", {"id"}),
-    "service name blank": ("PATCH", "/services/web-app", {"json_body": {"name": ""}}, HTTPStatus.BAD_REQUEST,
-                           "invalid", {"name"}),
-    "service name too long": ("PUT", "/services/web-app", {"json_body": {"name": "x" * 201}},
-                              HTTPStatus.BAD_REQUEST, "invalid", {"name"}),
-    "service name NUL": ("PATCH", "/services/web-app", {"json_body": {"name": "a\x00b"}}, HTTPStatus.BAD_REQUEST,
-                         "invalid", {"name"}),
+    "service id not a slug": (
+        "POST",
+        "/services",
+        {"json_body": {"id": "Web App", "name": "x"}},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"id"},
+    ),
+    "service id not a string": (
+        "POST",
+        "/services",
+        {"json_body": {"id": 5, "name": "x"}},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"id"},
+    ),
+    "service name missing": (
+        "POST",
+        "/services",
+        {"json_body": {"id": "billing"}},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"name"},
+    ),
+    "service exists": (
+        "POST",
+        "/services",
+        {"json_body": {"id": "web-app", "name": "x"}},
+        HTTPStatus.CONFLICT,
+        "conflict",
+        None,
+    ),
+    "service PUT with a bad id": (
+        "PUT",
+        "/services/Web%20App",
+        {"json_body": {"name": "x"}},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"id"},
+    ),
+    "service PUT with a NUL byte": (
+        "PUT",
+        "/services/a%00b",
+        {"json_body": {"name": "x"}},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"id"},
+    ),
+    "service name blank": (
+        "PATCH",
+        "/services/web-app",
+        {"json_body": {"name": ""}},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"name"},
+    ),
+    "service name too long": (
+        "PUT",
+        "/services/web-app",
+        {"json_body": {"name": "x" * 201}},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"name"},
+    ),
+    "service name NUL": (
+        "PATCH",
+        "/services/web-app",
+        {"json_body": {"name": "a\x00b"}},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"name"},
+    ),
     # query strings
-    "filter enabled not a boolean": ("GET", "/schedules?enabled=yes", {}, HTTPStatus.BAD_REQUEST, "invalid",
-                                     {"enabled"}),
-    "filter unknown service": ("GET", "/schedules?service=nope", {}, HTTPStatus.BAD_REQUEST, "invalid",
-                               {"service"}),
-    "filter service with a NUL byte": ("GET", "/schedules?service=a%00b", {}, HTTPStatus.BAD_REQUEST, "invalid",
-                                       {"service"}),
-    "filter unknown task": ("GET", "/schedules?task_name=deploy", {}, HTTPStatus.BAD_REQUEST, "invalid",
-                            {"task_name"}),
+    "filter enabled not a boolean": (
+        "GET",
+        "/schedules?enabled=yes",
+        {},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"enabled"},
+    ),
+    "filter unknown service": ("GET", "/schedules?service=nope", {}, HTTPStatus.BAD_REQUEST, "invalid", {"service"}),
+    "filter service with a NUL byte": (
+        "GET",
+        "/schedules?service=a%00b",
+        {},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"service"},
+    ),
+    "filter unknown task": ("GET", "/schedules?task_name=deploy", {}, HTTPStatus.BAD_REQUEST, "invalid", {"task_name"}),
     "page out of range": ("GET", "/schedules?page=9", {}, HTTPStatus.NOT_FOUND, "not_found", None),
-    "preview count zero": ("GET", "/cron/preview?expression=*+*+*+*+*&count=0", {}, HTTPStatus.BAD_REQUEST,
-                           "invalid", {"count"}),
-    "preview count too high": ("GET", "/cron/preview?expression=*+*+*+*+*&count=51", {}, HTTPStatus.BAD_REQUEST,
-                               "invalid", {"count"}),
-    "preview bad timezone": ("GET", "/cron/preview?expression=*+*+*+*+*&timezone=Nowhere", {},
-                             HTTPStatus.BAD_REQUEST, "invalid", {"timezone"}),
+    "preview count zero": (
+        "GET",
+        "/cron/preview?expression=*+*+*+*+*&count=0",
+        {},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"count"},
+    ),
+    "preview count too high": (
+        "GET",
+        "/cron/preview?expression=*+*+*+*+*&count=51",
+        {},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"count"},
+    ),
+    "preview bad timezone": (
+        "GET",
+        "/cron/preview?expression=*+*+*+*+*&timezone=Nowhere",
+        {},
+        HTTPStatus.BAD_REQUEST,
+        "invalid",
+        {"timezone"},
+    ),
     "preview without expression": ("GET", "/cron/preview", {}, HTTPStatus.BAD_REQUEST, "invalid", {"expression"}),
     # authentication
     "no credentials": (*CREATE, {"auth": None}, HTTPStatus.UNAUTHORIZED, "not_authenticated", None),
     "wrong key": (*CREATE, {"auth": "Token abcdefgh.wrong"}, HTTPStatus.UNAUTHORIZED, "authentication_failed", None),
-    "key with a NUL byte": (*CREATE, {"auth": "Token abc\x00def.ghi"}, HTTPStatus.UNAUTHORIZED,
-                            "authentication_failed", None),
+    "key with a NUL byte": (
+        *CREATE,
+        {"auth": "Token abc\x00def.ghi"},
+        HTTPStatus.UNAUTHORIZED,
+        "authentication_failed",
+        None,
+    ),
     "malformed header": (*CREATE, {"auth": "Token"}, HTTPStatus.UNAUTHORIZED, "authentication_failed", None),
     "other scheme": (*CREATE, {"auth": "Bearer abc"}, HTTPStatus.UNAUTHORIZED, "not_authenticated", None),
     "revoked key": (*CREATE, {"auth": "revoked"}, HTTPStatus.UNAUTHORIZED, "authentication_failed", None),
     "non-staff session": (*CREATE, {"auth": "non-staff"}, HTTPStatus.FORBIDDEN, "permission_denied", None),
-    "anonymous delete": ("DELETE", "/schedules/{schedule}", {"auth": None}, HTTPStatus.UNAUTHORIZED,
-                         "not_authenticated", None),
+    "anonymous delete": (
+        "DELETE",
+        "/schedules/{schedule}",
+        {"auth": None},
+        HTTPStatus.UNAUTHORIZED,
+        "not_authenticated",
+        None,
+    ),
 }
 
 
@@ -602,8 +780,7 @@ def test_bad_request_is_refused_with_a_clear_body_and_writes_nothing(
     else:
         assert set(body) == {"detail", "code", "errors"}
         assert set(body["errors"]) == error_fields
-        assert all(isinstance(message, str) and message for messages in body["errors"].values()
-                   for message in messages)
+        assert all(isinstance(message, str) and message for messages in body["errors"].values() for message in messages)
         for field in error_fields - {"non_field_errors"}:
             assert field in body["detail"]
     assert _database_state() == before
@@ -655,9 +832,11 @@ def test_concurrent_updates_leave_row_and_beat_entry_agreeing(api_key, schedule)
 
     def update(index):
         body = json.dumps({"task_name": tasks[index % 3], "cron_expression": f"{index} * * * *"})
-        return _key_client(api_key).put(
-            f"{BASE}/schedules/{schedule.pk}", data=body, content_type="application/json"
-        ).status_code
+        return (
+            _key_client(api_key)
+            .put(f"{BASE}/schedules/{schedule.pk}", data=body, content_type="application/json")
+            .status_code
+        )
 
     assert _in_threads(6, update) == [HTTPStatus.OK] * 6
     current = TaskSchedule.objects.select_related("periodic_task__crontab").get(pk=schedule.pk)
@@ -685,9 +864,11 @@ def test_concurrent_service_puts_create_it_once(api_key):
     body = json.dumps({"name": "Billing API"})
 
     def put(_):
-        return _key_client(api_key).put(
-            f"{BASE}/services/billing-api", data=body, content_type="application/json"
-        ).status_code
+        return (
+            _key_client(api_key)
+            .put(f"{BASE}/services/billing-api", data=body, content_type="application/json")
+            .status_code
+        )
 
     statuses = _in_threads(4, put)
     assert sorted(statuses) == [HTTPStatus.OK] * 3 + [HTTPStatus.CREATED]
@@ -743,13 +924,14 @@ def test_schedules_list_filters_and_paginates(api, make_service, make_schedule):
     wanted = make_schedule(target=search, cron_expression="0 * * * *")
     response = api.get(f"{BASE}/schedules?service=search")
     assert response.json() == {
-        "count": 1, "next": None, "previous": None,
-        "results": [_expected_body(wanted.pk, next_run=response.json()["results"][0]["next_run"],
-                                   description="Every hour")],
+        "count": 1,
+        "next": None,
+        "previous": None,
+        "results": [
+            _expected_body(wanted.pk, next_run=response.json()["results"][0]["next_run"], description="Every hour")
+        ],
     }
-    assert [row["task_name"] for row in api.get(f"{BASE}/schedules?enabled=false").json()["results"]] == [
-        "index_code"
-    ]
+    assert [row["task_name"] for row in api.get(f"{BASE}/schedules?enabled=false").json()["results"]] == ["index_code"]
     first = api.get(f"{BASE}/schedules?page_size=2").json()
     assert (first["count"], len(first["results"])) == (3, 2)
     assert first["next"] == f"http://testserver{BASE}/schedules?page=2&page_size=2"
@@ -830,11 +1012,18 @@ def test_history_lists_changes_newest_first_with_who(api, staff, schedule, staff
     assert events == [
         {"actor": "api-key:fastapi", "action": "delete", "before": hourly_off, "after": None},
         {"actor": "user:alice", "action": "toggle", "before": {**hourly_off, "enabled": True}, "after": hourly_off},
-        {"actor": "api-key:fastapi", "action": "update",
-         "before": {**timing, "cron_expression": "*/15 * * * *", "enabled": True},
-         "after": {**hourly_off, "enabled": True}},
-        {"actor": "system:tests", "action": "create", "before": None,
-         "after": {**timing, "cron_expression": "*/15 * * * *", "enabled": True}},
+        {
+            "actor": "api-key:fastapi",
+            "action": "update",
+            "before": {**timing, "cron_expression": "*/15 * * * *", "enabled": True},
+            "after": {**hourly_off, "enabled": True},
+        },
+        {
+            "actor": "system:tests",
+            "action": "create",
+            "before": None,
+            "after": {**timing, "cron_expression": "*/15 * * * *", "enabled": True},
+        },
     ]
 
 
@@ -847,11 +1036,14 @@ def test_service_put_creates_then_updates_idempotently(api):
     assert first.status_code == HTTPStatus.CREATED
     service = Service.objects.get(pk="billing-api")
     assert first.json() == {
-        "id": "billing-api", "name": "Billing", "description": "", "schedule_count": 0,
-        "created_at": _iso(service.created_at), "updated_at": _iso(service.updated_at),
+        "id": "billing-api",
+        "name": "Billing",
+        "description": "",
+        "schedule_count": 0,
+        "created_at": _iso(service.created_at),
+        "updated_at": _iso(service.updated_at),
     }
-    again = api.put(f"{BASE}/services/billing-api", {"name": "Billing API", "description": "Invoices"},
-                    format="json")
+    again = api.put(f"{BASE}/services/billing-api", {"name": "Billing API", "description": "Invoices"}, format="json")
     assert again.status_code == HTTPStatus.OK
     assert (again.json()["name"], again.json()["description"]) == ("Billing API", "Invoices")
     assert Service.objects.count() == 1
@@ -879,21 +1071,25 @@ def test_tasks_lists_the_catalogue(api):
     response = api.get(f"{BASE}/tasks")
     assert response.status_code == HTTPStatus.OK
     assert response.json() == [
-        {"name": task.name, "task_path": task.task, "queue": "default", "description": task.description,
-         "min_interval_seconds": 60, "max_interval_seconds": 86400}
+        {
+            "name": task.name,
+            "task_path": task.task,
+            "queue": "default",
+            "description": task.description,
+            "min_interval_seconds": 60,
+            "max_interval_seconds": 86400,
+        }
         for task in (catalogue.get_task(name) for name in ("fetch_logs", "generate_rca", "index_code"))
     ]
 
 
 def test_cron_preview_describes_and_lists_next_runs(api):
     """A valid expression: normalised, in words, the next runs in UTC for its time zone."""
-    response = api.get(f"{BASE}/cron/preview", {"expression": "0 9 * * MON", "timezone": "Europe/Paris",
-                                                "count": 2})
+    response = api.get(f"{BASE}/cron/preview", {"expression": "0 9 * * MON", "timezone": "Europe/Paris", "count": 2})
     assert response.status_code == HTTPStatus.OK
     body = response.json()
     runs = [datetime.fromisoformat(run) for run in body.pop("next_runs")]
-    assert body == {"valid": True, "expression": "0 9 * * 1", "description": "At 09:00, only on Monday",
-                    "error": None}
+    assert body == {"valid": True, "expression": "0 9 * * 1", "description": "At 09:00, only on Monday", "error": None}
     assert len(runs) == 2 and runs[1] - runs[0] == timedelta(days=7)
     assert all(run.utcoffset() == timedelta(0) and run.weekday() == 0 and run.hour in (7, 8) for run in runs)
     assert runs[0] > datetime.now(UTC)
@@ -903,8 +1099,13 @@ def test_cron_preview_explains_an_invalid_expression(api):
     """An invalid expression answers 200 with valid=false and the reason, for the UI to show."""
     response = api.get(f"{BASE}/cron/preview", {"expression": "*/0 * * * *"})
     assert response.status_code == HTTPStatus.OK
-    assert response.json() == {"valid": False, "expression": "*/0 * * * *", "description": None,
-                                "next_runs": [], "error": "minute: step 0 must be between 1 and 59."}
+    assert response.json() == {
+        "valid": False,
+        "expression": "*/0 * * * *",
+        "description": None,
+        "next_runs": [],
+        "error": "minute: step 0 must be between 1 and 59.",
+    }
 
 
 def test_health_answers_anonymously_with_status_only():
@@ -927,8 +1128,9 @@ def test_health_with_the_broker_down_is_degraded(monkeypatch):
 def test_health_with_the_database_down_answers_503(monkeypatch):
     """A database that refuses connections: 503, status down."""
     backend = load_backend(connection.settings_dict["ENGINE"])
-    unreachable = backend.DatabaseWrapper({**connection.settings_dict, "HOST": "127.0.0.1", "PORT": "1"},
-                                          alias="unreachable")
+    unreachable = backend.DatabaseWrapper(
+        {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": "1"}, alias="unreachable"
+    )
     monkeypatch.setitem(health.CHECKS, "database", lambda: health.check_database(unreachable))
     response = APIClient().get(f"{BASE}/health")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
@@ -943,16 +1145,18 @@ def test_api_key_works_with_either_scheme_and_is_the_audit_actor(api_key, servic
     """Both header schemes authenticate; the audit trail names the key."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"{scheme} {api_key}")
-    response = client.post(f"{BASE}/services/web-app/schedules",
-                           {"task_name": "fetch_logs", "cron_expression": "0 * * * *"}, format="json")
+    response = client.post(
+        f"{BASE}/services/web-app/schedules", {"task_name": "fetch_logs", "cron_expression": "0 * * * *"}, format="json"
+    )
     assert response.status_code == HTTPStatus.CREATED
     assert AuditEvent.objects.get(schedule_id=response.json()["id"]).actor == "api-key:fastapi"
 
 
 def test_staff_session_is_accepted_and_audited_as_the_user(staff, service):
     """A logged-in staff user may use the API; the audit names the user."""
-    response = staff.post(f"{BASE}/services/web-app/schedules",
-                          {"task_name": "fetch_logs", "cron_expression": "0 * * * *"}, format="json")
+    response = staff.post(
+        f"{BASE}/services/web-app/schedules", {"task_name": "fetch_logs", "cron_expression": "0 * * * *"}, format="json"
+    )
     assert response.status_code == HTTPStatus.CREATED
     assert AuditEvent.objects.get(schedule_id=response.json()["id"]).actor == "user:alice"
 
@@ -987,8 +1191,10 @@ def _record_sends(schedule, count: int) -> list[Dispatch]:
     start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     return [
         Dispatch.objects.create(
-            periodic_task_name=schedule.periodic_task.name, slot=start + timedelta(minutes=index),
-            task_id=str(uuid.uuid4()), sent_at=start + timedelta(minutes=index, milliseconds=3),
+            periodic_task_name=schedule.periodic_task.name,
+            slot=start + timedelta(minutes=index),
+            task_id=str(uuid.uuid4()),
+            sent_at=start + timedelta(minutes=index, milliseconds=3),
         )
         for index in range(count)
     ]
@@ -1011,5 +1217,6 @@ def test_dispatches_show_the_last_ten_sends_newest_first(api, schedule, make_sch
 def test_dispatches_of_an_unknown_schedule_is_404(api):
     response = api.get(f"{BASE}/schedules/{uuid.uuid4()}/dispatches")
     assert (response.status_code, response.json()) == (
-        HTTPStatus.NOT_FOUND, {"detail": "Schedule not found", "code": "not_found"}
+        HTTPStatus.NOT_FOUND,
+        {"detail": "Schedule not found", "code": "not_found"},
     )

@@ -129,8 +129,11 @@ class Stack:
     timings: Timings
 
     def first_call(self, service_id: str, *, timeout: float) -> dict:
-        return wait_for(lambda: self.calls.of(service_id) and self.calls.of(service_id)[0],
-                        timeout=timeout, what=f"the worker to run a task for {service_id}")
+        return wait_for(
+            lambda: self.calls.of(service_id) and self.calls.of(service_id)[0],
+            timeout=timeout,
+            what=f"the worker to run a task for {service_id}",
+        )
 
     def sends(self, service_id: str) -> list[float]:
         """Beat's send times for every beat entry of the service the worker has seen."""
@@ -175,9 +178,7 @@ def stack(request, e2e_database, tmp_path_factory):
     queue = f"e2e-{os.getpid()}"
     heartbeat_queue = f"{queue}-heartbeat"
     worker_name = f"{queue}@localhost"
-    test_catalogue = [
-        {**entry, "queue": queue, "min_interval_seconds": 1} for entry in settings.LUFFY_TASK_CATALOGUE
-    ]
+    test_catalogue = [{**entry, "queue": queue, "min_interval_seconds": 1} for entry in settings.LUFFY_TASK_CATALOGUE]
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "luffy_admin.settings",
@@ -206,19 +207,56 @@ def stack(request, e2e_database, tmp_path_factory):
         try:
             started_at = time.time()
             worker = Process(
-                [*celery, "-A", "demo.worker", "worker", "-Q", f"{queue},{heartbeat_queue}", "--pool", "solo",
-                 "--hostname", worker_name, "--without-gossip", "--without-mingle", "--without-heartbeat",
-                 "--loglevel", "INFO", "--logfile", str(folder / "worker.log")],
-                env=env, cwd=project, output=folder / "worker.out",
+                [
+                    *celery,
+                    "-A",
+                    "demo.worker",
+                    "worker",
+                    "-Q",
+                    f"{queue},{heartbeat_queue}",
+                    "--pool",
+                    "solo",
+                    "--hostname",
+                    worker_name,
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "--loglevel",
+                    "INFO",
+                    "--logfile",
+                    str(folder / "worker.log"),
+                ],
+                env=env,
+                cwd=project,
+                output=folder / "worker.out",
             )
-            wait_for(lambda: worker.assert_running() or " ready." in text_of(folder / "worker.log"),
-                     timeout=60, what=f"the worker to start (see {folder / 'worker.out'})")
+            wait_for(
+                lambda: worker.assert_running() or " ready." in text_of(folder / "worker.log"),
+                timeout=60,
+                what=f"the worker to start (see {folder / 'worker.out'})",
+            )
             beat = Process(
-                [*celery, "-A", "luffy_admin", "beat", "-S", SCHEDULERS[request.param], "--loglevel", "INFO",
-                 "--logfile", str(folder / "beat.log"), "--pidfile", str(folder / "beat.pid"),
-                 "--schedule", str(folder / "beat-schedule")],
-                env=env, cwd=project, output=folder / "beat.out",
+                [
+                    *celery,
+                    "-A",
+                    "luffy_admin",
+                    "beat",
+                    "-S",
+                    SCHEDULERS[request.param],
+                    "--loglevel",
+                    "INFO",
+                    "--logfile",
+                    str(folder / "beat.log"),
+                    "--pidfile",
+                    str(folder / "beat.pid"),
+                    "--schedule",
+                    str(folder / "beat-schedule"),
+                ],
+                env=env,
+                cwd=project,
+                output=folder / "beat.out",
             )
+
             # The first heartbeat proves beat reads the database, publishes, and the worker runs it.
             def heartbeat_arrived():
                 beat.assert_running()
@@ -227,9 +265,17 @@ def stack(request, e2e_database, tmp_path_factory):
                 return last is not None and last.received_at.timestamp() > started_at
 
             wait_for(heartbeat_arrived, timeout=60, what=f"the first beat heartbeat (see {folder / 'beat.out'})")
-            yield Stack(beat=beat, worker=worker, beat_log=BeatLog(folder / "beat.log"),
-                        calls=WorkerCalls(folder / "calls.jsonl"), queue=queue, heartbeat_queue=heartbeat_queue,
-                        worker_name=worker_name, changes=changes, timings=timings)
+            yield Stack(
+                beat=beat,
+                worker=worker,
+                beat_log=BeatLog(folder / "beat.log"),
+                calls=WorkerCalls(folder / "calls.jsonl"),
+                queue=queue,
+                heartbeat_queue=heartbeat_queue,
+                worker_name=worker_name,
+                changes=changes,
+                timings=timings,
+            )
         finally:
             for process in (beat, worker):
                 if process is not None:
@@ -316,8 +362,11 @@ def test_last_run_follows_the_dispatch_and_next_run_follows_last_run(stack, api)
     stack.first_call(service_id, timeout=3 + PICKUP_SECONDS)
     first_send = stack.sends(service_id)[0]
 
-    body = wait_for(lambda: (body := api.get(schedule["id"]))["last_run"] and body,
-                    timeout=LAST_RUN_LAG_SECONDS, what="the API to show last_run")
+    body = wait_for(
+        lambda: (body := api.get(schedule["id"]))["last_run"] and body,
+        timeout=LAST_RUN_LAG_SECONDS,
+        what="the API to show last_run",
+    )
 
     assert time.time() - first_send <= LAST_RUN_LAG_SECONDS
     assert abs(_epoch(body["last_run"]) - first_send) < LATE_TOLERANCE
@@ -342,8 +391,11 @@ def test_timing_update_is_followed_within_5_s_without_restarting_beat(stack, api
     body = api.update(schedule["id"], interval_seconds=HEARTBEAT_SECONDS)
 
     assert 2 <= _epoch(body["next_run"]) - updating_at <= 2 + 1
-    next_send = wait_for(lambda: [at for at in stack.sends(service_id) if at > updating_at],
-                         timeout=2 + PICKUP_SECONDS, what="a dispatch after the update")[0]
+    next_send = wait_for(
+        lambda: [at for at in stack.sends(service_id) if at > updating_at],
+        timeout=2 + PICKUP_SECONDS,
+        what="a dispatch after the update",
+    )[0]
     error = stack.dispatch_error(sent=next_send, next_run=body["next_run"])
     assert -EARLY_TOLERANCE <= error < LATE_TOLERANCE, f"sent {error:+.3f} s from next_run {body['next_run']}"
     assert next_send - updating_at <= PICKUP_SECONDS
@@ -367,8 +419,11 @@ def test_disable_stops_dispatch_within_5_s_and_enable_does_not_run_at_once(stack
     enabling_at = time.time()
     enabled = api.toggle(schedule["id"], enabled=True)
     assert 2 <= _epoch(enabled["next_run"]) - enabling_at <= 2 + 1
-    first_after_enable = wait_for(lambda: [at for at in stack.sends(service_id) if at > enabling_at],
-                                  timeout=2 + PICKUP_SECONDS, what="a dispatch after enable")[0]
+    first_after_enable = wait_for(
+        lambda: [at for at in stack.sends(service_id) if at > enabling_at],
+        timeout=2 + PICKUP_SECONDS,
+        what="a dispatch after enable",
+    )[0]
     error = stack.dispatch_error(sent=first_after_enable, next_run=enabled["next_run"])
     assert -EARLY_TOLERANCE <= error < LATE_TOLERANCE, f"sent {error:+.3f} s from next_run {enabled['next_run']}"
 
@@ -396,8 +451,11 @@ def test_delete_stops_dispatch_within_5_s_and_leaves_no_beat_row(stack, api, del
     assert [at for at in stack.sends(service_id) if at > deleted_at + PICKUP_SECONDS] == []
     assert [call for call in stack.calls.of(service_id) if call["received_at"] > deleted_at + PICKUP_SECONDS] == []
     assert _beat_rows(service_id) == []
-    wait_for(lambda: [at for at in stack.sends(kept_service) if at > deleted_at + PICKUP_SECONDS],
-             timeout=PICKUP_SECONDS, what="the other service's schedule to keep running")
+    wait_for(
+        lambda: [at for at in stack.sends(kept_service) if at > deleted_at + PICKUP_SECONDS],
+        timeout=PICKUP_SECONDS,
+        what="the other service's schedule to keep running",
+    )
 
 
 def test_run_now_reaches_the_worker_with_the_service_id(stack, api):
@@ -425,8 +483,11 @@ def test_two_services_with_one_task_and_timing_are_dispatched_independently(stac
     for service_id in (first, second):
         api.create_schedule(service_id, task_name=TASK, schedule_type="interval", interval_seconds=2)
 
-    wait_for(lambda: len(stack.calls.of(first)) >= 2 and len(stack.calls.of(second)) >= 2,
-             timeout=4 + PICKUP_SECONDS, what="two dispatches for each service")
+    wait_for(
+        lambda: len(stack.calls.of(first)) >= 2 and len(stack.calls.of(second)) >= 2,
+        timeout=4 + PICKUP_SECONDS,
+        what="two dispatches for each service",
+    )
 
     for service_id in (first, second):
         assert {(call["task"], tuple(call["args"])) for call in stack.calls.of(service_id)} == {
@@ -443,7 +504,8 @@ def test_beat_heartbeat_reaches_the_worker_and_health_says_ok(stack):
 
     fresher = wait_for(
         lambda: (current := selectors.beat_heartbeat_get()).received_at > last.received_at and current,
-        timeout=2 * HEARTBEAT_SECONDS + PICKUP_SECONDS, what="a newer heartbeat",
+        timeout=2 * HEARTBEAT_SECONDS + PICKUP_SECONDS,
+        what="a newer heartbeat",
     )
 
     assert fresher.worker == stack.worker_name

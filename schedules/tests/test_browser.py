@@ -111,5 +111,6 @@ def test_operator_schedules_a_service_in_the_admin(live_server):
     assert selectors.schedule_timing(schedule).cron_expression == "*/15 * * * *"
     assert PeriodicTask.objects.get(pk=schedule.periodic_task_id).enabled is False
     assert list(AuditEvent.objects.filter(schedule_id=schedule.pk).order_by("at").values_list("actor", "action")) == [
-        ("user:operator", "create"), ("user:operator", "toggle"),
+        ("user:operator", "create"),
+        ("user:operator", "toggle"),
     ]

@@ -1,6 +1,6 @@
 """The cron module against Celery's own crontab, the oracle of what beat can schedule."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -8,7 +8,7 @@ from celery.schedules import crontab
 
 from schedules import cron
 
-AFTER = datetime(2026, 11, 27, 12, 0, 30, tzinfo=timezone.utc)
+AFTER = datetime(2026, 11, 27, 12, 0, 30, tzinfo=UTC)
 
 VALID = [
     # (input, normalised form)
@@ -96,8 +96,11 @@ INVALID = [
 def _celery_crontab(text: str) -> crontab:
     minute, hour, day_of_month, month_of_year, day_of_week = text.split()
     return crontab(
-        minute=minute, hour=hour, day_of_month=day_of_month,
-        month_of_year=month_of_year, day_of_week=day_of_week,
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
     )
 
 
@@ -123,7 +126,9 @@ def test_invalid_expression_is_refused_with_reason(expression, message):
     assert message in str(excinfo.value)
 
 
-@pytest.mark.parametrize("expression", ["0 0 30 2 *", "0 0 31 4 *", "61 * * * *", "*/0 * * * *", "5/15 * * * *", "* * * * 7"])
+@pytest.mark.parametrize(
+    "expression", ["0 0 30 2 *", "0 0 31 4 *", "61 * * * *", "*/0 * * * *", "5/15 * * * *", "* * * * 7"]
+)
 def test_what_celery_cannot_schedule_is_refused_or_rewritten(expression):
     """The oracle the other way: if Celery's crontab rejects the raw text, the module refuses it
     or rewrites it into a form Celery accepts (day-of-week 7)."""
@@ -140,16 +145,16 @@ def test_leap_day_schedule_fires_every_four_years():
     """29 February is accepted and runs on leap days only."""
     runs = cron.next_runs("0 0 29 2 *", "UTC", AFTER, 2)
     assert runs == [
-        datetime(2028, 2, 29, tzinfo=timezone.utc),
-        datetime(2032, 2, 29, tzinfo=timezone.utc),
+        datetime(2028, 2, 29, tzinfo=UTC),
+        datetime(2032, 2, 29, tzinfo=UTC),
     ]
 
 
 def test_next_runs_follow_the_schedule_timezone_across_dst():
     """09:00 in Europe/Paris is 08:00 UTC before the 28 March 2027 switch, 07:00 UTC after."""
-    after = datetime(2027, 3, 26, 12, 0, tzinfo=timezone.utc)
+    after = datetime(2027, 3, 26, 12, 0, tzinfo=UTC)
     runs = cron.next_runs("0 9 * * *", "Europe/Paris", after, 3)
-    assert [run.astimezone(timezone.utc).isoformat() for run in runs] == [
+    assert [run.astimezone(UTC).isoformat() for run in runs] == [
         "2027-03-27T08:00:00+00:00",
         "2027-03-28T07:00:00+00:00",
         "2027-03-29T07:00:00+00:00",
@@ -159,8 +164,8 @@ def test_next_runs_follow_the_schedule_timezone_across_dst():
 
 def test_next_run_is_strictly_after_the_given_moment():
     """A moment exactly on a slot gives the following slot, as beat would after running it."""
-    on_slot = datetime(2026, 11, 27, 12, 15, tzinfo=timezone.utc)
-    assert cron.next_run_after("*/15 * * * *", "UTC", on_slot) == datetime(2026, 11, 27, 12, 30, tzinfo=timezone.utc)
+    on_slot = datetime(2026, 11, 27, 12, 15, tzinfo=UTC)
+    assert cron.next_run_after("*/15 * * * *", "UTC", on_slot) == datetime(2026, 11, 27, 12, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -180,8 +185,6 @@ def test_describe_warns_when_both_day_fields_restrict():
     """Celery runs only when day of month AND day of week match; the words must say so."""
     words = cron.describe("0 0 13 * 5")
     assert words == (
-        "At 00:00, on day 13 of the month, only on Friday "
-        "(only when both the day of month and the day of week match)"
+        "At 00:00, on day 13 of the month, only on Friday (only when both the day of month and the day of week match)"
     )
     assert cron.next_runs("0 0 13 * 5", "UTC", AFTER, 1)[0].weekday() == 4
-

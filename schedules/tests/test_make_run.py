@@ -53,11 +53,15 @@ def test_make_run_serves_dispatches_and_stops_on_the_embedded_default(tmp_path):
     started = time.time()
     run = Process(["bash", "scripts/run.sh"], env=env, cwd=Path(settings.BASE_DIR), output=tmp_path / "run.out")
     try:
-        wait_for(lambda: _admin_login_status(port) == HTTPStatus.OK, timeout=START_SECONDS,
-                 what=f"the admin login page (see {tmp_path / 'run.out'})")
+        wait_for(
+            lambda: _admin_login_status(port) == HTTPStatus.OK,
+            timeout=START_SECONDS,
+            what=f"the admin login page (see {tmp_path / 'run.out'})",
+        )
         calls = WorkerCalls(var / "demo-calls.jsonl")
-        first = wait_for(calls.all, timeout=FIRST_DISPATCH_SECONDS + 15,
-                         what=f"the first demo dispatch (see {tmp_path / 'run.out'})")[0]
+        first = wait_for(
+            calls.all, timeout=FIRST_DISPATCH_SECONDS + 15, what=f"the first demo dispatch (see {tmp_path / 'run.out'})"
+        )[0]
 
         assert first["service_id"] in {"web-app", "billing-api"}
         assert first["args"] == [first["service_id"]]
@@ -65,8 +69,11 @@ def test_make_run_serves_dispatches_and_stops_on_the_embedded_default(tmp_path):
         assert first["periodic_task_name"].startswith(f"luffy:{first['service_id']}:")
         assert first["received_at"] > started
         assert (var / "db.sqlite3").exists() and (var / "broker").is_dir()
-        worker = wait_for(lambda: _heartbeat_worker(var / "db.sqlite3"), timeout=3 * HEARTBEAT_SECONDS,
-                          what="the demo worker to record beat's heartbeat")
+        worker = wait_for(
+            lambda: _heartbeat_worker(var / "db.sqlite3"),
+            timeout=3 * HEARTBEAT_SECONDS,
+            what="the demo worker to record beat's heartbeat",
+        )
         assert worker.startswith("demo@")
     finally:
         os.kill(run.pid, signal.SIGTERM)

@@ -253,7 +253,7 @@ def test_an_unschedulable_row_is_skipped_and_logged_by_name(
     beat.tick()
     assert [message["name"] for message in sent(broker)] == [good.periodic_task.name]
     about_it = [record for record in caplog.records if name in record.getMessage()]
-    assert [(record.levelno, record.getMessage()[:len(name) + 28]) for record in about_it] == [
+    assert [(record.levelno, record.getMessage()[: len(name) + 28]) for record in about_it] == [
         (logging.ERROR, f"beat: skipping schedule '{name}': ")
     ]
 
@@ -321,9 +321,7 @@ def test_only_the_lock_holder_dispatches(make_schedule, scheduler, clock, broker
 def test_slots_missed_for_longer_than_a_period_are_sent_once(make_schedule, scheduler, clock, broker):
     """After a long stop beat sends the latest missed slot, not a backlog of stale runs."""
     schedule = make_schedule(schedule_type="interval", interval_seconds=60)
-    PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(
-        last_run_at=datetime.now(UTC) - timedelta(hours=2)
-    )
+    PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(last_run_at=datetime.now(UTC) - timedelta(hours=2))
     beat = scheduler()
     run(beat, clock, datetime.fromtimestamp(clock.now, UTC) + timedelta(seconds=5))
     assert len(sent(broker)) == 1
@@ -336,8 +334,10 @@ def test_dispatch_records_are_kept_for_the_retention_and_the_last_ten_listed(mak
     now = datetime.fromtimestamp(clock.now, UTC)
     slots = [now - timedelta(minutes=minutes) for minutes in range(1, 13)] + [now - timedelta(days=2)]
     Dispatch.objects.bulk_create(
-        [Dispatch(periodic_task_name=name, slot=slot, task_id=task_id_for(name, to_us(slot)), sent_at=slot)
-         for slot in slots]
+        [
+            Dispatch(periodic_task_name=name, slot=slot, task_id=task_id_for(name, to_us(slot)), sent_at=slot)
+            for slot in slots
+        ]
     )
     beat = scheduler()
     beat.tick()

@@ -50,8 +50,17 @@ class Cluster:
         as_postgres(PG_BIN / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
 
     def start(self):
-        as_postgres(PG_BIN / "pg_ctl", "-D", self.data, "-l", self.root / "postgres.log", "-w",
-                    "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        as_postgres(
+            PG_BIN / "pg_ctl",
+            "-D",
+            self.data,
+            "-l",
+            self.root / "postgres.log",
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
 
     def stop(self):
         as_postgres(PG_BIN / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
@@ -60,8 +69,12 @@ class Cluster:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
     def psql(self, database: str, sql: str) -> str:
-        return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
-                               "-At", "-c", sql], check=True, capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database, "-At", "-c", sql],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
 
 
 class RedisServer:
@@ -70,8 +83,21 @@ class RedisServer:
 
     def start(self):
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -125,12 +151,25 @@ def outage_run():
         shutil.chown(root, "postgres", "postgres")
     cluster, broker = Cluster(root), RedisServer()
     record = root / "calls.jsonl"
-    catalogue = [{"name": "fetch_logs", "task": "src.services.tasks.fetch_and_process_logs", "queue": "outage",
-                  "description": "Fetch logs.", "min_interval_seconds": 1, "max_interval_seconds": 86400}]
-    base_env = dict(os.environ, PYTHONPATH=str(ROOT), LUFFY_DEMO_RECORD_FILE=str(record),
-                    CELERY_BROKER_URL=f"redis://127.0.0.1:{broker.port}/0",
-                    LUFFY_TASK_CATALOGUE=json.dumps(catalogue), LUFFY_QUEUES="outage",
-                    LUFFY_BEAT_HEARTBEAT_SECONDS="0")  # only the tests' own schedules
+    catalogue = [
+        {
+            "name": "fetch_logs",
+            "task": "src.services.tasks.fetch_and_process_logs",
+            "queue": "outage",
+            "description": "Fetch logs.",
+            "min_interval_seconds": 1,
+            "max_interval_seconds": 86400,
+        }
+    ]
+    base_env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        LUFFY_DEMO_RECORD_FILE=str(record),
+        CELERY_BROKER_URL=f"redis://127.0.0.1:{broker.port}/0",
+        LUFFY_TASK_CATALOGUE=json.dumps(catalogue),
+        LUFFY_QUEUES="outage",
+        LUFFY_BEAT_HEARTBEAT_SECONDS="0",
+    )  # only the tests' own schedules
     processes = Processes(root, base_env)
     marks, alive = {}, {}
     try:
@@ -142,14 +181,19 @@ def outage_run():
             cluster.psql("postgres", f"CREATE DATABASE {database}")
             env = dict(base_env, DATABASE_URL=cluster.url(database), LUFFY_BEAT_SINGLE=str(mode == "single"))
             subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-            subprocess.run([sys.executable, "manage.py", "shell", "-c", SETUP.format(service_ids=services_of(mode))],
-                           cwd=ROOT, env=env, check=True)
+            subprocess.run(
+                [sys.executable, "manage.py", "shell", "-c", SETUP.format(service_ids=services_of(mode))],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
         processes.env = dict(base_env, DATABASE_URL=cluster.url("leader_lock"))
         processes.worker("outage")
         processes.wait_for("worker", "ready.")
         for mode in MODES:
-            processes.env = dict(base_env, DATABASE_URL=cluster.url(mode.replace("-", "_")),
-                                 LUFFY_BEAT_SINGLE=str(mode == "single"))
+            processes.env = dict(
+                base_env, DATABASE_URL=cluster.url(mode.replace("-", "_")), LUFFY_BEAT_SINGLE=str(mode == "single")
+            )
             processes.beat(mode)
             processes.wait_for(mode, "loaded 2 schedules")
         time.sleep(3)
@@ -176,17 +220,35 @@ def outage_run():
         dispatches = {}
         try:
             for mode in MODES:
-                rows = cluster.psql(mode.replace("-", "_"), "SELECT periodic_task_name, extract(epoch FROM slot), "
-                                    "extract(epoch FROM sent_at), task_id FROM schedules_dispatch")
-                dispatches[mode] = [(name, float(slot), float(sent_at), task_id)
-                                    for name, slot, sent_at, task_id in (line.split("|") for line in rows.split())]
+                rows = cluster.psql(
+                    mode.replace("-", "_"),
+                    "SELECT periodic_task_name, extract(epoch FROM slot), "
+                    "extract(epoch FROM sent_at), task_id FROM schedules_dispatch",
+                )
+                dispatches[mode] = [
+                    (name, float(slot), float(sent_at), task_id)
+                    for name, slot, sent_at, task_id in (line.split("|") for line in rows.split())
+                ]
         finally:
             if broker.process and broker.process.poll() is None:
                 broker.stop()
-            subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(cluster.data),
-                            "-m", "immediate", "stop"] if os.geteuid() == 0 else
-                           [str(PG_BIN / "pg_ctl"), "-D", str(cluster.data), "-m", "immediate", "stop"],
-                           capture_output=True)
+            subprocess.run(
+                [
+                    "runuser",
+                    "-u",
+                    "postgres",
+                    "--",
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(cluster.data),
+                    "-m",
+                    "immediate",
+                    "stop",
+                ]
+                if os.geteuid() == 0
+                else [str(PG_BIN / "pg_ctl"), "-D", str(cluster.data), "-m", "immediate", "stop"],
+                capture_output=True,
+            )
     received = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     exit_codes = {name: process.returncode for name, process in processes.started.items()}
     shutil.rmtree(root, ignore_errors=True)
@@ -209,14 +271,17 @@ def test_no_slot_is_sent_twice_or_missed_across_the_outages(outage_run, mode):
     assert len(names) == len(services_of(mode))
     for name in names:
         slots = sorted(slot for row_name, slot, _, _ in outage_run.dispatches[mode] if row_name == name)
-        assert {round(later - earlier, 3) for earlier, later in zip(slots, slots[1:])} == {1.0}
+        assert {round(later - earlier, 3) for earlier, later in zip(slots, slots[1:], strict=False)} == {1.0}
         assert slots[-1] > outage_run.marks["redis_up"] + 3
 
 
 def during(outage_run, mode, start, end):
     """(slot, sent_at, task id) of the slots due between two marks, a margin inside."""
-    return [(slot, sent_at, task_id) for _, slot, sent_at, task_id in outage_run.dispatches[mode]
-            if outage_run.marks[start] + 0.5 < slot < outage_run.marks[end] - 0.5]
+    return [
+        (slot, sent_at, task_id)
+        for _, slot, sent_at, task_id in outage_run.dispatches[mode]
+        if outage_run.marks[start] + 0.5 < slot < outage_run.marks[end] - 0.5
+    ]
 
 
 def test_single_beat_keeps_dispatching_from_memory_while_the_database_is_down(outage_run):

@@ -47,20 +47,47 @@ class Processes:
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = (self.tmp / f"{name}.log").open("w")
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", *args], cwd=ROOT, env=self.env,
-            stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "celery", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.started[name] = process
         return process
 
     def beat(self, name: str) -> subprocess.Popen:
-        return self.start(name, "-A", "luffy_admin", "beat", "-S", SCHEDULER, "--pidfile=",
-                          "-s", str(self.tmp / f"{name}-schedule"), "--loglevel", "INFO")
+        return self.start(
+            name,
+            "-A",
+            "luffy_admin",
+            "beat",
+            "-S",
+            SCHEDULER,
+            "--pidfile=",
+            "-s",
+            str(self.tmp / f"{name}-schedule"),
+            "--loglevel",
+            "INFO",
+        )
 
     def worker(self, queue: str) -> subprocess.Popen:
-        return self.start("worker", "-A", "demo.worker", "worker", "-Q", queue, "--pool", "solo",
-                          "-n", f"fleet-{queue}@%h", "--without-gossip", "--without-mingle",
-                          "--loglevel", "INFO")
+        return self.start(
+            "worker",
+            "-A",
+            "demo.worker",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "-n",
+            f"fleet-{queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        )
 
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text()
@@ -117,12 +144,25 @@ def failover_run(django_db_setup, django_db_blocker, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("fleet")
     queue = f"fleet-{uuid.uuid4().hex[:8]}"
-    catalogue = [{"name": "fetch_logs", "task": "src.services.tasks.fetch_and_process_logs", "queue": queue,
-                  "description": "Fetch logs.", "min_interval_seconds": 1, "max_interval_seconds": 86400}]
+    catalogue = [
+        {
+            "name": "fetch_logs",
+            "task": "src.services.tasks.fetch_and_process_logs",
+            "queue": queue,
+            "description": "Fetch logs.",
+            "min_interval_seconds": 1,
+            "max_interval_seconds": 86400,
+        }
+    ]
     record = tmp / "calls.jsonl"
     # No heartbeat entry: the tests count and time only the schedules they make.
-    env = dict(os.environ, DATABASE_URL=database_url(connection.settings_dict), LUFFY_DEMO_RECORD_FILE=str(record),
-               PYTHONPATH=str(ROOT), LUFFY_BEAT_HEARTBEAT_SECONDS="0")
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url(connection.settings_dict),
+        LUFFY_DEMO_RECORD_FILE=str(record),
+        PYTHONPATH=str(ROOT),
+        LUFFY_BEAT_HEARTBEAT_SECONDS="0",
+    )
     processes = Processes(tmp, env)
     actor = services.Actor.system("tests")
     with django_db_blocker.unblock(), override_settings(LUFFY_TASK_CATALOGUE=catalogue, LUFFY_QUEUES=[queue]):
@@ -131,8 +171,9 @@ def failover_run(django_db_setup, django_db_blocker, tmp_path_factory):
             processes.wait_for("worker", "ready.")
             for service_id in SERVICES:
                 service = services.service_create(actor=actor, service_id=service_id, name=service_id)
-                services.schedule_create(actor=actor, service=service, task_name="fetch_logs",
-                                         schedule_type="interval", interval_seconds=1)
+                services.schedule_create(
+                    actor=actor, service=service, task_name="fetch_logs", schedule_type="interval", interval_seconds=1
+                )
             never = CrontabSchedule.objects.create(minute="0", hour="0", day_of_month="30", month_of_year="2")
             insert_poison_row(POISON[0], queue, crontab_id=never.pk)
             interval_id = PeriodicTask.objects.filter(queue=queue).values_list("interval_id", flat=True)[0]
@@ -180,7 +221,7 @@ def test_failover_sends_every_slot_exactly_once(failover_run):
     assert set(received) == set(dispatched)
     for name, rows in dispatched.items():
         slots = sorted(row["slot"].timestamp() for row in rows)
-        assert [round(b - a, 6) for a, b in zip(slots, slots[1:])] == [1.0] * (len(slots) - 1), name
+        assert [round(b - a, 6) for a, b in zip(slots, slots[1:], strict=False)] == [1.0] * (len(slots) - 1), name
         assert slots[0] < failover_run.killed_at - 2 and slots[-1] > failover_run.took_over_at + 4
         task_ids = [call["task_id"] for call in received[name]]
         assert sorted(task_ids) == sorted(row["task_id"] for row in rows), name
@@ -189,8 +230,11 @@ def test_failover_sends_every_slot_exactly_once(failover_run):
 def test_a_standby_takes_over_within_five_seconds_of_a_sigkill(failover_run):
     """The standby holds the lock and sends again within 5 s of the active beat's death."""
     assert failover_run.took_over_at - failover_run.killed_at < 5
-    sent_after_kill = min(row["sent_at"].timestamp() for row in failover_run.dispatches
-                          if row["sent_at"].timestamp() > failover_run.killed_at)
+    sent_after_kill = min(
+        row["sent_at"].timestamp()
+        for row in failover_run.dispatches
+        if row["sent_at"].timestamp() > failover_run.killed_at
+    )
     assert sent_after_kill - failover_run.killed_at < 5
 
 
@@ -201,9 +245,12 @@ def test_poison_rows_are_logged_and_leave_every_other_schedule_on_time(failover_
             assert f"beat: skipping schedule '{name}'" in failover_run.logs[beat]
     assert f"beat: skipping schedule '{POISON[2]}'" in failover_run.logs["beat-b"]
     # Late by design: slots that came due before the first beat loaded, or while none led.
-    outside_failover = [row for row in failover_run.dispatches
-                        if row["slot"].timestamp() > failover_run.led_at + 1
-                        and not failover_run.killed_at - 1 < row["slot"].timestamp() < failover_run.took_over_at + 1]
+    outside_failover = [
+        row
+        for row in failover_run.dispatches
+        if row["slot"].timestamp() > failover_run.led_at + 1
+        and not failover_run.killed_at - 1 < row["slot"].timestamp() < failover_run.took_over_at + 1
+    ]
     lateness = sorted((row["sent_at"] - row["slot"]).total_seconds() for row in outside_failover)
     assert lateness[-1] < 0.5, lateness[-5:]
     assert failover_run.exit_codes == {"worker": 0, "beat-a": -signal.SIGKILL, "beat-b": 0}
@@ -213,4 +260,3 @@ def test_beat_log_names_the_scheduler_mode(failover_run):
     """Each beat says it runs with the leader lock, so an operator sees standbys are allowed."""
     for beat in ("beat-a", "beat-b"):
         assert "fleet scheduler -> PostgreSQL advisory lock, standbys allowed" in failover_run.logs[beat]
-

@@ -33,7 +33,11 @@ def test_create_writes_the_beat_entry_from_the_catalogue(make_schedule):
     assert periodic_task.interval is None
     crontab = periodic_task.crontab
     assert (crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year, crontab.day_of_week) == (
-        "*/15", "*", "*", "*", "*"
+        "*/15",
+        "*",
+        "*",
+        "*",
+        "*",
     )
     assert str(crontab.timezone) == "Europe/Paris"
     assert periodic_task.description == "Every 15 minutes"
@@ -203,10 +207,13 @@ def _beat_view(schedule):
     return ModelEntry(periodic_task, app=celery_app).is_due()
 
 
-@pytest.mark.parametrize("spec", [
-    {"cron_expression": "* * * * *"},
-    {"schedule_type": "interval", "interval_seconds": 60},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"cron_expression": "* * * * *"},
+        {"schedule_type": "interval", "interval_seconds": 60},
+    ],
+)
 def test_create_is_not_due_now(make_schedule, spec):
     """A new schedule waits for the first slot after its creation: no immediate run."""
     schedule = make_schedule(**spec)
@@ -235,9 +242,7 @@ def test_timing_change_after_runs_does_not_catch_up(make_schedule, actor):
 def test_enable_is_not_due_now(make_schedule, actor):
     schedule = make_schedule(schedule_type="interval", interval_seconds=60, enabled=False)
     assert selectors.schedule_next_run(schedule) is None
-    PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(
-        date_changed=timezone.now() - timedelta(hours=2)
-    )
+    PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(date_changed=timezone.now() - timedelta(hours=2))
     services.schedule_set_enabled(actor=actor, schedule=schedule, enabled=True)
     assert _beat_view(schedule)[0] is False
     periodic_task = PeriodicTask.objects.get(pk=schedule.periodic_task_id)
@@ -256,8 +261,12 @@ def test_audit_records_who_what_before_and_after(make_schedule, actor):
     assert {event.actor for event in events} == {"system:tests"}
     assert create.before is None
     assert create.after == {
-        "task_name": "fetch_logs", "schedule_type": "cron", "cron_expression": "*/15 * * * *",
-        "interval_seconds": None, "timezone": "UTC", "enabled": True,
+        "task_name": "fetch_logs",
+        "schedule_type": "cron",
+        "cron_expression": "*/15 * * * *",
+        "interval_seconds": None,
+        "timezone": "UTC",
+        "enabled": True,
     }
     assert update.before == create.after
     assert update.after == {**create.after, "cron_expression": "0 * * * *", "timezone": "Asia/Tokyo"}

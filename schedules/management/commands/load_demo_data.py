@@ -6,19 +6,28 @@ from schedules import services
 from schedules.models import Service
 
 DEMO = {
-    "web-app": ("Web application", [
-        {"task_name": "fetch_logs", "cron_expression": "* * * * *"},
-        {"task_name": "generate_rca", "cron_expression": "*/15 * * * *"},
-        {"task_name": "index_code", "cron_expression": "@daily"},
-    ]),
-    "billing-api": ("Billing API", [
-        {"task_name": "fetch_logs", "schedule_type": "interval", "interval_seconds": 60},
-        {"task_name": "generate_rca", "cron_expression": "0 * * * *"},
-    ]),
-    "search": ("Search", [
-        {"task_name": "fetch_logs", "cron_expression": "*/5 * * * *", "enabled": False},
-        {"task_name": "index_code", "cron_expression": "30 2 * * 1-5", "timezone": "Europe/Paris"},
-    ]),
+    "web-app": (
+        "Web application",
+        [
+            {"task_name": "fetch_logs", "cron_expression": "* * * * *"},
+            {"task_name": "generate_rca", "cron_expression": "*/15 * * * *"},
+            {"task_name": "index_code", "cron_expression": "@daily"},
+        ],
+    ),
+    "billing-api": (
+        "Billing API",
+        [
+            {"task_name": "fetch_logs", "schedule_type": "interval", "interval_seconds": 60},
+            {"task_name": "generate_rca", "cron_expression": "0 * * * *"},
+        ],
+    ),
+    "search": (
+        "Search",
+        [
+            {"task_name": "fetch_logs", "cron_expression": "*/5 * * * *", "enabled": False},
+            {"task_name": "index_code", "cron_expression": "30 2 * * 1-5", "timezone": "Europe/Paris"},
+        ],
+    ),
 }
 
 
