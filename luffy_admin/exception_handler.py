@@ -14,9 +14,10 @@ from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
+from schedules.errors import BrokerUnavailable as BrokerDown
+from schedules.errors import ConflictError
 from schedules.models import Service, TaskSchedule
 from schedules.parsers import PayloadTooLarge
-from schedules.services import ConflictError
 
 NON_FIELD_KEY = "non_field_errors"
 
@@ -51,7 +52,7 @@ def _translate(exc):
         return exceptions.NotFound("Service not found")
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge()
-    if isinstance(exc, BrokerError):
+    if isinstance(exc, BrokerError | BrokerDown):
         return BrokerUnavailable()
     if isinstance(exc, Http404):
         return exceptions.NotFound()

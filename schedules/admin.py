@@ -22,9 +22,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
-from kombu.exceptions import OperationalError
 
-from . import catalogue, selectors, services, timing
+from . import beat_rows, catalogue, selectors, services, timing
+from .errors import BrokerUnavailable, ConflictError
 from .forms import ScheduleForm, StrictCrontabScheduleForm, StrictPeriodicTaskForm
 from .models import AuditEvent, Service, TaskSchedule
 
@@ -199,18 +199,18 @@ class ScheduleColumns:
 
     @admin.display(description="timing")
     def timing_spec(self, schedule):
-        current = selectors.schedule_timing(schedule)
+        current = beat_rows.timing_of(schedule.periodic_task)
         if current.schedule_type == timing.CRON:
             return current.cron_expression
         return f"every {current.interval_seconds} s"
 
     @admin.display(description="in words")
     def timing_words(self, schedule):
-        return selectors.schedule_timing(schedule).description
+        return beat_rows.timing_of(schedule.periodic_task).description
 
     @admin.display(description="time zone")
     def timezone(self, schedule):
-        return selectors.schedule_timing(schedule).timezone
+        return beat_rows.timing_of(schedule.periodic_task).timezone
 
     @admin.display(description="enabled", boolean=True, ordering="periodic_task__enabled")
     def enabled(self, schedule):
@@ -334,8 +334,8 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
         # write refuse (e.g. someone saved the same timing meanwhile): say so, do not 500.
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
-        except (ValidationError, services.ConflictError) as exc:
-            detail = exc.detail if isinstance(exc, services.ConflictError) else " ".join(exc.messages)
+        except (ValidationError, ConflictError) as exc:
+            detail = exc.detail if isinstance(exc, ConflictError) else " ".join(exc.messages)
             self.message_user(request, f"Nothing was saved: {detail}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
@@ -413,8 +413,8 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
         for schedule in queryset:
             try:
                 task_id = services.schedule_run_now(actor=actor, schedule=schedule)
-            except OperationalError as exc:
-                self.message_user(request, f"{schedule} not sent, the broker is unreachable: {exc}", messages.ERROR)
+            except BrokerUnavailable as exc:
+                self.message_user(request, f"{schedule} not sent: {exc.detail}", messages.ERROR)
                 continue
             sent.append(f"{schedule} (task id {task_id})")
         if sent:

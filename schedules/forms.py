@@ -13,9 +13,9 @@ from django_celery_beat.admin import PeriodicTaskForm
 from django_celery_beat.models import CrontabSchedule
 
 from . import catalogue, cron, services, timing
+from .beat_rows import CRONTAB_FIELDS, crontab_expression, crontab_row_expression
+from .errors import ConflictError
 from .models import TaskSchedule
-
-CRONTAB_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 
 
 def _task_choices():
@@ -102,7 +102,7 @@ class ScheduleForm(forms.ModelForm):
             )
         except ValidationError as exc:
             self.add_error(None, exc)
-        except services.ConflictError as exc:
+        except ConflictError as exc:
             self.add_error(None, exc.detail)
         return data
 
@@ -114,7 +114,7 @@ def _cron_error(value: str, position: int) -> str | None:
     probe = ["*"] * len(CRONTAB_FIELDS)
     probe[position] = value
     try:
-        cron.parse(" ".join(probe))
+        cron.parse(crontab_expression(probe))
     except cron.CronError as exc:
         return str(exc)
     return None
@@ -141,7 +141,7 @@ class StrictCrontabScheduleForm(forms.ModelForm):
         if field_errors:
             return data
         try:
-            parsed = cron.parse(" ".join(values))
+            parsed = cron.parse(crontab_expression(values))
         except cron.CronError as exc:
             raise ValidationError(str(exc)) from None
         # Store the form Celery reads (names as numbers, Sunday as 0).
@@ -156,7 +156,7 @@ class StrictPeriodicTaskForm(PeriodicTaskForm):
         crontab = self.cleaned_data.get("crontab")
         if crontab is not None:
             try:
-                cron.parse(" ".join(getattr(crontab, name) for name in CRONTAB_FIELDS))
+                cron.parse(crontab_row_expression(crontab))
             except cron.CronError as exc:
                 raise ValidationError(f"Beat cannot schedule this crontab: {exc} Fix the crontab first.") from None
         return crontab

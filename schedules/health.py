@@ -8,12 +8,11 @@ and a worker consumes ``LUFFY_BEAT_HEARTBEAT_QUEUE``; a recent one proves the wh
 
 from datetime import timedelta
 
+from celery import current_app as celery_app
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 from kombu.exceptions import OperationalError
-
-from luffy_admin.celery import app as celery_app
 
 from . import selectors
 

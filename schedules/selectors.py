@@ -5,27 +5,8 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 
-from . import timing
+from . import beat_rows, timing
 from .models import AuditEvent, BeatHeartbeat, Dispatch, Service, TaskSchedule
-
-
-def schedule_timing(schedule: TaskSchedule) -> timing.Timing:
-    """The timing as stored in the schedule's django-celery-beat rows."""
-    periodic_task = schedule.periodic_task
-    if periodic_task.crontab_id is not None:
-        row = periodic_task.crontab
-        return timing.Timing(
-            schedule_type=timing.CRON,
-            cron_expression=" ".join((row.minute, row.hour, row.day_of_month, row.month_of_year, row.day_of_week)),
-            interval_seconds=None,
-            timezone=str(row.timezone),
-        )
-    return timing.Timing(
-        schedule_type=timing.INTERVAL,
-        cron_expression=None,
-        interval_seconds=periodic_task.interval.every,
-        timezone=timing.UTC,
-    )
 
 
 def schedule_next_run(schedule: TaskSchedule) -> datetime | None:
@@ -34,7 +15,7 @@ def schedule_next_run(schedule: TaskSchedule) -> datetime | None:
     if not periodic_task.enabled:
         return None
     anchor = periodic_task.last_run_at or periodic_task.date_changed
-    return timing.next_run(schedule_timing(schedule), anchor=anchor)
+    return timing.next_run(beat_rows.timing_of(periodic_task), anchor=anchor)
 
 
 def _schedules() -> QuerySet[TaskSchedule]:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from rest_framework import serializers
 
-from . import selectors, timing
+from . import beat_rows, selectors, timing
 from .models import Service, TaskSchedule
 
 # --- shared ---------------------------------------------------------------------------
@@ -124,7 +124,7 @@ class ScheduleRead:
 
     @classmethod
     def of(cls, schedule: TaskSchedule) -> "ScheduleRead":
-        current = selectors.schedule_timing(schedule)
+        current = beat_rows.timing_of(schedule.periodic_task)
         periodic_task = schedule.periodic_task
         return cls(
             id=schedule.pk,

@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from celery import current_app as celery_app
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from luffy_admin.celery import app as celery_app
-
-from . import catalogue, timing
+from . import beat_rows, catalogue, health, timing
+from .errors import BrokerUnavailable, ConflictError
 from .models import AuditEvent, BeatHeartbeat, Service, TaskSchedule
-from .selectors import schedule_timing
 
 UNSET: Any = object()
 SCHEDULE_FIELDS = ("task_name", "schedule_type", "cron_expression", "interval_seconds", "timezone", "enabled")
@@ -45,14 +44,6 @@ class Actor:
         return cls(label=f"system:{name}")
 
 
-class ConflictError(Exception):
-    """The change would duplicate something that exists (HTTP 409)."""
-
-    def __init__(self, detail: str):
-        super().__init__(detail)
-        self.detail = detail
-
-
 # --- audit --------------------------------------------------------------------------------
 
 
@@ -76,7 +67,7 @@ def _service_snapshot(service: Service) -> dict:
 
 
 def schedule_snapshot(schedule: TaskSchedule) -> dict:
-    current = schedule_timing(schedule)
+    current = beat_rows.timing_of(schedule.periodic_task)
     return {
         "task_name": schedule.task_name,
         "schedule_type": current.schedule_type,
@@ -98,7 +89,7 @@ def service_create(*, actor: Actor, service_id: str, name: str, description: str
         with transaction.atomic():
             service.save(force_insert=True)
     except IntegrityError:
-        raise ConflictError(f"Service {service_id!r} already exists.") from None
+        raise ConflictError(f"Service {service_id!r} already exists.", existing_id=service_id) from None
     _audit(
         actor=actor,
         action=AuditEvent.Action.CREATE,
@@ -173,38 +164,16 @@ def _beat_entry_name(*, service_id: str, schedule_id) -> str:
     return f"luffy:{service_id}:{schedule_id}"
 
 
-def _crontab_spec(cron_timing: timing.Timing) -> dict[str, str]:
-    """The CrontabSchedule fields that hold a (normalised) cron timing."""
-    minute, hour, day_of_month, month_of_year, day_of_week = cron_timing.cron_expression.split()
-    return {
-        "minute": minute,
-        "hour": hour,
-        "day_of_month": day_of_month,
-        "month_of_year": month_of_year,
-        "day_of_week": day_of_week,
-        "timezone": cron_timing.timezone,
-    }
-
-
 def _timing_rows(new: timing.Timing, periodic_task: PeriodicTask | None):
     """The (crontab, interval) rows for ``new``, reusing shared rows; never deletes one."""
     if new.schedule_type == timing.INTERVAL:
-        current = periodic_task.interval if periodic_task is not None else None
-        if current is not None and current.every == new.interval_seconds and current.period == IntervalSchedule.SECONDS:
-            return None, current
-        row = IntervalSchedule.objects.filter(every=new.interval_seconds, period=IntervalSchedule.SECONDS).first()
-        if row is None:
-            row = IntervalSchedule.objects.create(every=new.interval_seconds, period=IntervalSchedule.SECONDS)
-        return None, row
-
-    spec = _crontab_spec(new)
-    current = periodic_task.crontab if periodic_task is not None else None
-    if current is not None and all(str(getattr(current, key)) == value for key, value in spec.items()):
-        return current, None
-    row = CrontabSchedule.objects.filter(**spec).order_by("pk").first()
-    if row is None:
-        row = CrontabSchedule.objects.create(**spec)
-    return row, None
+        spec, model, field = beat_rows.interval_spec(new), IntervalSchedule, "interval"
+    else:
+        spec, model, field = beat_rows.crontab_spec(new), CrontabSchedule, "crontab"
+    current = getattr(periodic_task, field) if periodic_task is not None else None
+    if current is None or not beat_rows.row_matches(current, spec):
+        current = model.objects.filter(**spec).order_by("pk").first() or model.objects.create(**spec)
+    return (current, None) if field == "crontab" else (None, current)
 
 
 def _sync_periodic_task(
@@ -282,21 +251,17 @@ def _require_bool(value, field: str) -> bool:
 
 
 def _refuse_duplicate(*, service: Service, task_name: str, new_timing: timing.Timing, exclude=None):
-    candidates = TaskSchedule.objects.filter(service=service, task_name=task_name)
-    if new_timing.schedule_type == timing.CRON:
-        candidates = candidates.filter(
-            **{f"periodic_task__crontab__{key}": value for key, value in _crontab_spec(new_timing).items()}
-        )
-    else:
-        candidates = candidates.filter(
-            periodic_task__interval__every=new_timing.interval_seconds,
-            periodic_task__interval__period=IntervalSchedule.SECONDS,
-        )
+    candidates = TaskSchedule.objects.filter(
+        service=service, task_name=task_name, **beat_rows.timing_lookup(new_timing, prefix="periodic_task__")
+    )
     if exclude is not None:
         candidates = candidates.exclude(pk=exclude.pk)
     duplicate = candidates.first()
     if duplicate is not None:
-        raise ConflictError(f"Service {service.id!r} already has this {task_name} schedule (id {duplicate.pk}).")
+        raise ConflictError(
+            f"Service {service.id!r} already has this {task_name} schedule (id {duplicate.pk}).",
+            existing_id=duplicate.pk,
+        )
 
 
 # --- schedules ----------------------------------------------------------------------------
@@ -417,7 +382,7 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskS
         schedule=schedule,
         **merged,
     )
-    timing_changed = new_timing != schedule_timing(schedule)
+    timing_changed = new_timing != beat_rows.timing_of(schedule.periodic_task)
 
     _sync_periodic_task(
         periodic_task=schedule.periodic_task,
@@ -456,7 +421,7 @@ def schedule_set_enabled(*, actor: Actor, schedule: TaskSchedule, enabled: bool)
         service_id=schedule.service_id,
         schedule_id=schedule.pk,
         task=_require_task(schedule.task_name),
-        new_timing=schedule_timing(schedule),
+        new_timing=beat_rows.timing_of(schedule.periodic_task),
         enabled=enabled,
         restart_timing=enabled,
     )
@@ -496,7 +461,15 @@ def schedule_delete(*, actor: Actor, schedule: TaskSchedule) -> None:
 
 @transaction.atomic
 def schedule_run_now(*, actor: Actor, schedule: TaskSchedule) -> str:
-    """Send the task once, now, after commit; returns the Celery task id."""
+    """Send the task once, now, after commit; returns the Celery task id.
+
+    The one run-now policy, for the API and the admin alike: a broker known to be down is
+    refused up front (``BrokerUnavailable``) and leaves no audit event for a run that cannot
+    happen; a send that still fails after commit marks its event ``sent: false`` and raises
+    ``BrokerUnavailable``.
+    """
+    if health.check_broker(celery_app) == health.DOWN:
+        raise BrokerUnavailable()
     schedule = _locked_schedule(schedule)
     task = _require_task(schedule.task_name)
     task_id = str(uuid.uuid4())
@@ -519,7 +492,7 @@ def schedule_run_now(*, actor: Actor, schedule: TaskSchedule) -> str:
             AuditEvent.objects.filter(pk=event.pk).update(
                 after={"task_id": task_id, "sent": False, "error": str(exc) or type(exc).__name__}
             )
-            raise
+            raise BrokerUnavailable() from exc
 
     transaction.on_commit(send)
     return task_id

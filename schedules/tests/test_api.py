@@ -977,8 +977,7 @@ BROKER_DOWN = {
 
 def test_run_with_the_broker_down_answers_503_and_records_nothing(api, schedule, monkeypatch):
     """A broker known to be down: 503 with a detail, and no run-now in the audit trail."""
-    unreachable, check_broker = _unreachable_celery_app(), health.check_broker
-    monkeypatch.setattr(health, "check_broker", lambda: check_broker(unreachable))
+    monkeypatch.setattr(services, "celery_app", _unreachable_celery_app())
     before = _database_state()
     response = api.post(f"{BASE}/schedules/{schedule.pk}/run")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
@@ -988,11 +987,14 @@ def test_run_with_the_broker_down_answers_503_and_records_nothing(api, schedule,
 
 @pytest.mark.django_db(transaction=True)
 def test_run_when_the_send_itself_fails_answers_503(api, schedule, monkeypatch):
-    """The broker lost between the check and the send (after commit): still a 503, not a 500."""
+    """The broker lost between the check and the send (after commit): a 503, not a 500, and
+    the audit event says nothing went out."""
     monkeypatch.setattr(services, "celery_app", _unreachable_celery_app())
+    monkeypatch.setattr(health, "check_broker", lambda app: health.OK)
     response = api.post(f"{BASE}/schedules/{schedule.pk}/run")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json() == BROKER_DOWN
+    assert AuditEvent.objects.get(action="run_now").after["sent"] is False
 
 
 def test_history_lists_changes_newest_first_with_who(api, staff, schedule, staff_user):

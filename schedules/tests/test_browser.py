@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django_celery_beat.models import PeriodicTask
 from playwright.sync_api import expect, sync_playwright
 
-from schedules import selectors
+from schedules import beat_rows
 from schedules.models import AuditEvent, TaskSchedule
 
 CHROMIUM = shutil.which("chromium")
@@ -108,7 +108,7 @@ def test_operator_schedules_a_service_in_the_admin(live_server):
         browser.close()
 
     schedule = TaskSchedule.objects.get(task_name="fetch_logs")
-    assert selectors.schedule_timing(schedule).cron_expression == "*/15 * * * *"
+    assert beat_rows.timing_of(schedule.periodic_task).cron_expression == "*/15 * * * *"
     assert PeriodicTask.objects.get(pk=schedule.periodic_task_id).enabled is False
     assert list(AuditEvent.objects.filter(schedule_id=schedule.pk).order_by("at").values_list("actor", "action")) == [
         ("user:operator", "create"),

@@ -11,7 +11,8 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from django_celery_beat.schedulers import ModelEntry
 
 from luffy_admin.celery import app as celery_app
-from schedules import selectors, services
+from schedules import beat_rows, selectors, services
+from schedules.errors import ConflictError
 from schedules.models import AuditEvent, Service, TaskSchedule
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,7 @@ def test_create_interval_schedule_stores_seconds(make_schedule):
     schedule = make_schedule(schedule_type="interval", interval_seconds=900)
     interval = PeriodicTask.objects.get(pk=schedule.periodic_task_id).interval
     assert (interval.every, interval.period) == (900, IntervalSchedule.SECONDS)
-    assert selectors.schedule_timing(schedule).interval_seconds == 900
+    assert beat_rows.timing_of(schedule.periodic_task).interval_seconds == 900
 
 
 def test_two_schedules_of_one_task_get_distinct_beat_entries(make_schedule):
@@ -90,7 +91,7 @@ def test_invalid_create_writes_nothing(actor, service, fields, errors):
 
 def test_exact_duplicate_is_refused(make_schedule, actor, service):
     make_schedule(cron_expression="*/15 * * * *")
-    with pytest.raises(services.ConflictError):
+    with pytest.raises(ConflictError):
         services.schedule_create(actor=actor, service=service, task_name="fetch_logs", cron_expression="*/15  * * * *")
     # Same timing in another time zone, or for another task, is a different schedule.
     make_schedule(cron_expression="*/15 * * * *", timezone="Europe/Paris")
@@ -103,7 +104,7 @@ def test_update_changes_only_the_given_fields(make_schedule, actor):
     schedule = make_schedule(cron_expression="*/15 * * * *", timezone="Europe/Paris", enabled=False)
     services.schedule_update(actor=actor, schedule=schedule, cron_expression="*/30 * * * *")
     schedule.refresh_from_db()
-    current = selectors.schedule_timing(schedule)
+    current = beat_rows.timing_of(schedule.periodic_task)
     assert (current.cron_expression, current.timezone) == ("*/30 * * * *", "Europe/Paris")
     assert schedule.periodic_task.enabled is False
     assert schedule.task_name == "fetch_logs"
@@ -124,9 +125,9 @@ def test_switching_type_clears_the_other_field(make_schedule, actor):
 def test_update_into_an_existing_timing_is_a_conflict(make_schedule, actor):
     make_schedule(cron_expression="0 * * * *")
     other = make_schedule(cron_expression="30 * * * *")
-    with pytest.raises(services.ConflictError):
+    with pytest.raises(ConflictError):
         services.schedule_update(actor=actor, schedule=other, cron_expression="0 * * * *")
-    assert selectors.schedule_timing(other).cron_expression == "30 * * * *"
+    assert beat_rows.timing_of(other.periodic_task).cron_expression == "30 * * * *"
 
 
 def test_failure_mid_sync_rolls_back_both_rows(actor, service, monkeypatch):
@@ -315,7 +316,7 @@ def test_service_create_validates_the_slug(actor):
 
 
 def test_service_create_twice_conflicts_and_put_is_idempotent(actor, service):
-    with pytest.raises(services.ConflictError):
+    with pytest.raises(ConflictError):
         services.service_create(actor=actor, service_id="web-app", name="again")
     updated, created = services.service_put(actor=actor, service_id="web-app", name="Renamed")
     assert (created, updated.name) == (False, "Renamed")
