@@ -14,7 +14,7 @@ collapses to single spaces. That form is what ``CrontabSchedule`` stores.
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from cron_descriptor import CasingTypeEnum, ExpressionDescriptor
@@ -195,11 +195,29 @@ def restricts_both_days(expression: CronExpression) -> bool:
 def describe(expression) -> str:
     """The expression in words, e.g. 'Every 15 minutes'."""
     parsed = parse(expression) if not isinstance(expression, CronExpression) else expression
-    words = str(ExpressionDescriptor(parsed.text, use_24hour_time_format=True, casing_type=CasingTypeEnum.Sentence))
+    try:
+        words = _words(parsed.text)
+    except Exception:  # cron_descriptor refuses some steps Celery runs (a day-of-week step of 7)
+        words = _words(_spelled_out(parsed))
     if restricts_both_days(parsed):
         # Vixie cron runs when either day field matches; Celery runs only when both do.
         words += " (only when both the day of month and the day of week match)"
     return words
+
+
+def _words(text: str) -> str:
+    return str(ExpressionDescriptor(text, use_24hour_time_format=True, casing_type=CasingTypeEnum.Sentence))
+
+
+def _spelled_out(expression: CronExpression) -> str:
+    """The same expression with every stepped field listed value by value (``*/7`` -> ``0``)."""
+    fields = []
+    for text, field in zip(expression.fields, FIELDS, strict=True):
+        if "/" in text:
+            _, values, _ = _parse_field(text, field)
+            text = ",".join(str(value) for value in sorted(values))
+        fields.append(text)
+    return " ".join(fields)
 
 
 def next_run_after(expression, timezone, after: datetime) -> datetime:
@@ -210,8 +228,14 @@ def next_run_after(expression, timezone, after: datetime) -> datetime:
 
 def next_slot(schedule: TzAwareCrontab, after: datetime) -> datetime:
     """``next_run_after`` for a crontab built once and reused (beat computes many slots)."""
-    start, delta, _ = schedule.remaining_delta(after.astimezone(schedule.tz))
-    return start + delta
+    slot, after = after, after.astimezone(UTC)
+    # Across a spring-forward gap Celery names a wall-clock time that does not exist
+    # (02:00+01:00 in Europe/Paris), then the real one at the same instant (03:00+02:00):
+    # one instant, one slot. Compared in UTC, as times in one zone compare by wall clock.
+    while slot.astimezone(UTC) <= after:
+        start, delta, _ = schedule.remaining_delta(slot.astimezone(schedule.tz))
+        slot = start + delta
+    return slot
 
 
 def next_runs(expression, timezone, after: datetime, count: int) -> list[datetime]:

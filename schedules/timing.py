@@ -6,7 +6,8 @@ entry point refuses the same things with the same messages.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, available_timezones
+from importlib import resources
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 
@@ -19,7 +20,9 @@ SCHEDULE_TYPES = (CRON, INTERVAL)
 UTC = "UTC"
 MAX_TIMEZONE_LENGTH = 64
 
-_TIMEZONES = frozenset(available_timezones())
+# The IANA names tzdata ships, the same on every host: not the host's own ``localtime``, and
+# not ``Factory``, IANA's placeholder for "zone not set".
+_TIMEZONES = frozenset(resources.files("tzdata").joinpath("zones").read_text().split()) - {"Factory"}
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,39 @@ def test_describe_warns_when_both_day_fields_restrict():
         "At 00:00, on day 13 of the month, only on Friday (only when both the day of month and the day of week match)"
     )
     assert cron.next_runs("0 0 13 * 5", "UTC", AFTER, 1)[0].weekday() == 4
+
+
+# Every field's extreme steps and ranges: whatever the parser accepts must also be described.
+DESCRIBABLE = [
+    "0 0 * * */7",
+    "* * * * 3-3/7",
+    "* * * * 0-7/7",
+    "*/59 */23 */30 */11 */6",
+    "0-59/59 0-23/23 1-31/30 1-12/11 0-6/6",
+    "1-1/59 * * * *",
+    "* * * * 1-7/7",
+]
+
+
+@pytest.mark.parametrize("expression", [*DESCRIBABLE, *(text for _, text in VALID)])
+def test_every_accepted_expression_is_described(expression):
+    """What the parser accepts has words (cron_descriptor refuses a day-of-week step of 7 alone)."""
+    words = cron.describe(expression)
+    assert words and words[0].isupper()
+
+
+def test_day_of_week_step_of_seven_reads_as_the_days_it_runs():
+    """``*/7`` on day of week runs on Sunday only, and says so."""
+    assert cron.describe("0 0 * * */7") == "At 00:00, only on Sunday"
+    assert cron.describe("* * * * 3-3/7") == "Every minute, only on Wednesday"
+
+
+def test_next_runs_name_each_instant_once_across_a_spring_forward_gap():
+    """Europe/Paris skips 02:00-03:00 on 28 March 2027: the hourly slot at 01:00 UTC is listed once."""
+    after = datetime(2027, 3, 28, 0, 30, tzinfo=UTC)
+    runs = cron.next_runs("0 * * * *", "Europe/Paris", after, 3)
+    assert [run.astimezone(UTC).isoformat() for run in runs] == [
+        "2027-03-28T01:00:00+00:00",
+        "2027-03-28T02:00:00+00:00",
+        "2027-03-28T03:00:00+00:00",
+    ]
