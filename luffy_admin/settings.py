@@ -122,6 +122,8 @@ if DEBUG:
 
 # Request bodies are small JSON documents; refuse anything larger early.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LUFFY_MAX_BODY_BYTES", default=64 * 1024)
+# Creates past this many schedules for one service are refused with 409.
+LUFFY_MAX_SCHEDULES_PER_SERVICE = env.int("LUFFY_MAX_SCHEDULES_PER_SERVICE", default=100)
 
 if IS_PRODUCTION:
     # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/

@@ -11,6 +11,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django_celery_beat.models import PeriodicTask
 
+from .validators import multiline_text, plain_text
+
 SERVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}\Z"
 service_id_validator = RegexValidator(
     SERVICE_ID_PATTERN,
@@ -30,12 +32,14 @@ class Service(models.Model):
     )
     name = models.CharField(
         max_length=200,
+        validators=[plain_text],
         verbose_name="name",
         help_text="Human name of the service. Example: Web application",
     )
     description = models.TextField(
         blank=True,
         default="",
+        validators=[multiline_text],
         verbose_name="description",
         help_text="What the service is, for operators. Example: Customer-facing storefront",
     )

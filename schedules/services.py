@@ -7,20 +7,24 @@ whole or not at all, and a failure anywhere leaves neither our row nor the Perio
 
 import json
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from celery import current_app as celery_app
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from django.db import IntegrityError, connection, transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from . import beat_rows, catalogue, health, timing
 from .errors import BrokerUnavailable, ConflictError
 from .models import AuditEvent, BeatHeartbeat, Service, TaskSchedule
 
 UNSET: Any = object()
+# The first key of the two-key advisory locks taken on timing rows (the second is the timing's hash).
+TIMING_LOCK_SPACE = zlib.crc32(b"luffy-admin timing row") - 2**31
 SCHEDULE_FIELDS = ("task_name", "schedule_type", "cron_expression", "interval_seconds", "timezone", "enabled")
 
 
@@ -47,10 +51,10 @@ class Actor:
 # --- audit --------------------------------------------------------------------------------
 
 
-def _audit(
+def _audit_event(
     *, actor: Actor, action: str, target: str, service_id: str, schedule_id=None, before=None, after=None
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
+    return AuditEvent(
         actor=actor.label,
         user=actor.user,
         action=action,
@@ -60,6 +64,12 @@ def _audit(
         before=before,
         after=after,
     )
+
+
+def _audit(**fields) -> AuditEvent:
+    event = _audit_event(**fields)
+    event.save(force_insert=True)
+    return event
 
 
 def _service_snapshot(service: Service) -> dict:
@@ -139,20 +149,46 @@ def service_put(*, actor: Actor, service_id: str, name: str, description: str = 
 
 @transaction.atomic
 def service_delete(*, actor: Actor, service: Service) -> None:
-    """Delete the service, its schedules and their beat rows, together."""
+    """Delete the service, its schedules and their beat rows, together.
+
+    Set-based, whatever the number of schedules: the audit rows in one insert, the beat rows in
+    one delete (no per-row signals, each of which would bump django-celery-beat's change stamp)
+    and a single change bump at the end.
+    """
     service = Service.objects.select_for_update().get(pk=service.pk)
     schedules = list(
         TaskSchedule.objects.filter(service=service).select_related("periodic_task__crontab", "periodic_task__interval")
     )
-    for schedule in schedules:
-        _schedule_delete_rows(actor=actor, schedule=schedule)
-    _audit(
-        actor=actor,
-        action=AuditEvent.Action.DELETE,
-        target=AuditEvent.Target.SERVICE,
-        service_id=service.id,
-        before=_service_snapshot(service),
+    AuditEvent.objects.bulk_create(
+        [
+            _audit_event(
+                actor=actor,
+                action=AuditEvent.Action.DELETE,
+                target=AuditEvent.Target.SCHEDULE,
+                service_id=service.id,
+                schedule_id=schedule.pk,
+                before=schedule_snapshot(schedule),
+            )
+            for schedule in schedules
+        ]
+        + [
+            _audit_event(
+                actor=actor,
+                action=AuditEvent.Action.DELETE,
+                target=AuditEvent.Target.SERVICE,
+                service_id=service.id,
+                before=_service_snapshot(service),
+            )
+        ],
+        batch_size=1000,
     )
+    periodic_task_ids = [schedule.periodic_task_id for schedule in schedules]
+    TaskSchedule.objects.filter(service=service)._raw_delete(TaskSchedule.objects.db)
+    if periodic_task_ids:
+        # Nothing else references a PeriodicTask (TaskSchedule's PROTECT link is gone above), so a
+        # raw delete is safe; the timing rows stay, as they may be shared.
+        PeriodicTask.objects.filter(pk__in=periodic_task_ids)._raw_delete(PeriodicTask.objects.db)
+        PeriodicTasks.update_changed()
     service.delete()
 
 
@@ -172,8 +208,20 @@ def _timing_rows(new: timing.Timing, periodic_task: PeriodicTask | None):
         spec, model, field = beat_rows.crontab_spec(new), CrontabSchedule, "crontab"
     current = getattr(periodic_task, field) if periodic_task is not None else None
     if current is None or not beat_rows.row_matches(current, spec):
+        _lock_timing(spec)
         current = model.objects.filter(**spec).order_by("pk").first() or model.objects.create(**spec)
     return (current, None) if field == "crontab" else (None, current)
+
+
+def _lock_timing(spec: dict) -> None:
+    """Serialise the get-or-create of one timing row: two concurrent creates with a new timing
+    would otherwise both miss it and insert two (the tables have no unique constraint). A
+    transaction-scoped advisory lock on PostgreSQL; SQLite serialises writers already."""
+    if connection.vendor != "postgresql":
+        return
+    key = zlib.crc32(json.dumps(spec, sort_keys=True, default=str).encode())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [TIMING_LOCK_SPACE, key - 2**31])
 
 
 def _sync_periodic_task(
@@ -250,6 +298,15 @@ def _require_bool(value, field: str) -> bool:
     return value
 
 
+def _refuse_over_cap(service: Service) -> None:
+    cap = settings.LUFFY_MAX_SCHEDULES_PER_SERVICE
+    if TaskSchedule.objects.filter(service=service).count() >= cap:
+        raise ConflictError(
+            f"Service {service.id!r} has {cap} schedules, the most one service may have "
+            "(LUFFY_MAX_SCHEDULES_PER_SERVICE); delete one first."
+        )
+
+
 def _refuse_duplicate(*, service: Service, task_name: str, new_timing: timing.Timing, exclude=None):
     candidates = TaskSchedule.objects.filter(
         service=service, task_name=task_name, **beat_rows.timing_lookup(new_timing, prefix="periodic_task__")
@@ -310,6 +367,7 @@ def schedule_create(
     enabled: bool = True,
 ) -> TaskSchedule:
     service = _lock_service(service.pk)
+    _refuse_over_cap(service)
     task, new_timing = schedule_validate(
         service=service,
         task_name=task_name,
@@ -368,10 +426,20 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskS
     if new_type == before["schedule_type"]:
         merged = {key: changes.get(key, before[key]) for key in ("cron_expression", "interval_seconds", "timezone")}
     else:
+        if new_type == timing.INTERVAL and before["timezone"] != timing.UTC and "timezone" not in changes:
+            # Intervals ignore time zones; say so instead of silently dropping the schedule's zone.
+            raise ValidationError(
+                {
+                    "timezone": [
+                        f"This schedule's time zone is {before['timezone']}; an interval schedule runs in UTC. "
+                        'Send timezone "UTC" with the switch to an interval.'
+                    ]
+                }
+            )
         merged = {
             "cron_expression": changes.get("cron_expression"),
             "interval_seconds": changes.get("interval_seconds"),
-            "timezone": changes.get("timezone", before["timezone"] if new_type == timing.CRON else timing.UTC),
+            "timezone": changes.get("timezone", before["timezone"]),
         }
     enabled = changes.get("enabled", before["enabled"])
     task, new_timing = schedule_validate(
