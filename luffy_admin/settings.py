@@ -127,7 +127,10 @@ LUFFY_MAX_SCHEDULES_PER_SERVICE = env.int("LUFFY_MAX_SCHEDULES_PER_SERVICE", def
 
 if IS_PRODUCTION:
     # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Trust X-Forwarded-Proto only behind a proxy that sets it (and strips it from clients);
+    # trusted blindly, any client could claim HTTPS.
+    if env.bool("DJANGO_TRUST_X_FORWARDED_PROTO", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
     SECURE_REDIRECT_EXEMPT = [r"^api/v1/task-scheduling/health/?$"]
     SESSION_COOKIE_SECURE = True

@@ -8,6 +8,12 @@ PY="$VENV/bin/python"
 BIN="$VENV/bin"
 PORT=${PORT:-8000}
 
+# Before anything starts: a busy port would otherwise fail gunicorn after the banner.
+if ! "$PY" -c "import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1])))" "$PORT" 2>/dev/null; then
+  echo "luffy-admin: port $PORT on 127.0.0.1 is in use. Pick another one: PORT=8010 make run" >&2
+  exit 1
+fi
+
 "$PY" manage.py migrate --no-input -v 0
 "$PY" manage.py collectstatic --no-input -v 0
 "$PY" manage.py load_demo_data
@@ -17,9 +23,10 @@ pids=()
 stop() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop INT TERM EXIT
 
-"$BIN/gunicorn" luffy_admin.wsgi --bind "127.0.0.1:$PORT" --workers 2 --access-logfile - &
+GUNICORN_BIND="127.0.0.1:$PORT" "$BIN/gunicorn" -c gunicorn.conf.py luffy_admin.wsgi &
 pids+=($!)
-"$BIN/celery" -A luffy_admin beat -S django --loglevel INFO --pidfile= &
+# The fleet scheduler (CELERY_BEAT_SCHEDULER); on SQLite it runs as the single beat.
+"$BIN/celery" -A luffy_admin beat --loglevel INFO --pidfile= &
 pids+=($!)
 # The demo worker stands in for luffy's workers and also runs beat's heartbeat (see /health).
 "$BIN/celery" -A demo.worker worker -Q "default,${LUFFY_BEAT_HEARTBEAT_QUEUE:-luffy-admin}" \

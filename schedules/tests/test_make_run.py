@@ -6,7 +6,9 @@ project's variables set and its files in a temporary ``LUFFY_VAR_DIR``.
 
 import os
 import signal
+import socket
 import sqlite3
+import subprocess
 import sys
 import time
 import urllib.request
@@ -17,8 +19,6 @@ import pytest
 from django.conf import settings
 
 from .e2e import Process, WorkerCalls, free_port, wait_for
-
-pytestmark = pytest.mark.e2e
 
 # The demo data's earliest dispatches: web-app's fetch_logs every minute, billing-api's every 60 s.
 FIRST_DISPATCH_SECONDS = 60
@@ -42,14 +42,39 @@ def _heartbeat_worker(database: Path) -> str | None:
     return row[0] if row else None
 
 
+def _bare_environment(**extra) -> dict:
+    env = {name: value for name, value in os.environ.items() if not name.startswith(PROJECT_PREFIXES)}
+    env.update(VENV=sys.prefix, PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def test_make_run_on_a_busy_port_says_how_to_pick_another_before_starting_anything(tmp_path):
+    """A taken port stops the run command at once, with the way out, before it migrates or starts a process."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            ["bash", "scripts/run.sh"],
+            env=_bare_environment(PORT=str(port), LUFFY_VAR_DIR=str(tmp_path / "var")),
+            cwd=Path(settings.BASE_DIR),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert result.stderr == f"luffy-admin: port {port} on 127.0.0.1 is in use. Pick another one: PORT=8010 make run\n"
+    assert not (tmp_path / "var").exists()
+
+
+@pytest.mark.e2e
 def test_make_run_serves_dispatches_and_stops_on_the_embedded_default(tmp_path):
     """The admin answers, beat's first demo dispatch reaches the demo worker, beat's heartbeat
     is recorded, and stopping the run command (SIGTERM, as a supervisor would) ends every
     process it started."""
     var = tmp_path / "var"
     port = free_port()
-    env = {name: value for name, value in os.environ.items() if not name.startswith(PROJECT_PREFIXES)}
-    env.update(VENV=sys.prefix, PORT=str(port), LUFFY_VAR_DIR=str(var), PYTHONUNBUFFERED="1")
+    env = _bare_environment(PORT=str(port), LUFFY_VAR_DIR=str(var))
     started = time.time()
     run = Process(["bash", "scripts/run.sh"], env=env, cwd=Path(settings.BASE_DIR), output=tmp_path / "run.out")
     try:
@@ -69,6 +94,8 @@ def test_make_run_serves_dispatches_and_stops_on_the_embedded_default(tmp_path):
         assert first["periodic_task_name"].startswith(f"luffy:{first['service_id']}:")
         assert first["received_at"] > started
         assert (var / "db.sqlite3").exists() and (var / "broker").is_dir()
+        # The fleet scheduler is what `make run` starts, as the single beat on SQLite.
+        assert "FleetScheduler" in (tmp_path / "run.out").read_text()
         worker = wait_for(
             lambda: _heartbeat_worker(var / "db.sqlite3"),
             timeout=3 * HEARTBEAT_SECONDS,
