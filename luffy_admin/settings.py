@@ -150,6 +150,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # Beat's heartbeat (every LUFFY_BEAT_HEARTBEAT_SECONDS) is logged at DEBUG, not INFO.
+    "filters": {"heartbeat_at_debug": {"()": "schedules.log_filters.HeartbeatAtDebug"}},
+    "loggers": {
+        name: {"filters": ["heartbeat_at_debug"]}
+        for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace", "schedules.scheduler")
+    },
 }
 
 # --- Django REST framework ----------------------------------------------------------------
@@ -186,7 +192,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery -----------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/django/first-steps-with-django.html
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# A complete URL (host included): kombu warns "No hostname was supplied" for a bare "filesystem://".
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport needs no server: beat and worker share one folder.

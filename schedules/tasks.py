@@ -8,9 +8,10 @@ from celery import shared_task
 from django.utils import timezone
 
 from . import services
+from .log_filters import HEARTBEAT_TASK
 
 
-@shared_task(name="luffy_admin.beat_heartbeat", bind=True, ignore_result=True)
+@shared_task(name=HEARTBEAT_TASK, bind=True, ignore_result=True)
 def beat_heartbeat(self):
     """Record that a heartbeat went beat -> broker -> this worker, and when it arrived."""
     services.beat_heartbeat_record(worker=self.request.hostname or "unknown", received_at=timezone.now())

@@ -28,9 +28,10 @@ pids+=($!)
 # The fleet scheduler (CELERY_BEAT_SCHEDULER); on SQLite it runs as the single beat.
 "$BIN/celery" -A luffy_admin beat --loglevel INFO --pidfile= &
 pids+=($!)
-# The demo worker stands in for luffy's workers and also runs beat's heartbeat (see /health).
+# The demo worker stands in for luffy's workers and also runs beat's heartbeat (see /health). The solo
+# pool runs tasks in the worker process itself: a stop is a warm shutdown with no pool child to kill.
 "$BIN/celery" -A demo.worker worker -Q "default,${LUFFY_BEAT_HEARTBEAT_QUEUE:-luffy-admin}" \
-  --loglevel INFO --concurrency 1 --hostname "demo@%h" &
+  --loglevel INFO --pool solo --hostname "demo@%h" &
 pids+=($!)
 
 echo "luffy-admin: admin on http://127.0.0.1:$PORT/admin/ , API on http://127.0.0.1:$PORT/api/v1/task-scheduling/"

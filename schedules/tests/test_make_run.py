@@ -110,3 +110,8 @@ def test_make_run_serves_dispatches_and_stops_on_the_embedded_default(tmp_path):
         stopped = not run.group_alive()
         run.stop()
     assert stopped, f"processes of the run command outlived it by {STOP_SECONDS} s"
+    log = (tmp_path / "run.out").read_text()
+    # A quiet log: the heartbeat's lines are DEBUG, the broker URL is complete, a clean stop is no error.
+    assert [line for line in log.splitlines() if "beat_heartbeat" in line and "INFO" in line] == []
+    assert "No hostname was supplied" not in log
+    assert [line for line in log.splitlines() if " ERROR " in line or "ERROR/" in line] == []
