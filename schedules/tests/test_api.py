@@ -21,8 +21,8 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
-from luffy_admin.exception_handler import server_error
 from schedules import catalogue, health, services
+from schedules.api.exception_handler import server_error
 from schedules.models import AuditEvent, Dispatch, Service, TaskSchedule
 
 pytestmark = pytest.mark.django_db

@@ -18,8 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_api_key.models import APIKey
 
-from . import catalogue, cron, health, selectors, services
-from .models import SERVICE_ID_PATTERN, service_id_validator
+from .. import catalogue, cron, health, selectors, services
+from ..models import SERVICE_ID_PATTERN, service_id_validator
 from .serializers import (
     AuditEventSerializer,
     CatalogueTaskSerializer,

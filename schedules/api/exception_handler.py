@@ -14,10 +14,10 @@ from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
-from schedules.errors import BrokerUnavailable as BrokerDown
-from schedules.errors import ConflictError
-from schedules.models import Service, TaskSchedule
-from schedules.parsers import PayloadTooLarge
+from ..errors import BrokerUnavailable as BrokerDown
+from ..errors import ConflictError
+from ..models import Service, TaskSchedule
+from .parsers import PayloadTooLarge
 
 NON_FIELD_KEY = "non_field_errors"
 
