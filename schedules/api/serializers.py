@@ -7,8 +7,9 @@ boolean) with the same messages the admin shows, so those rules live in one plac
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 
-from drf_spectacular.utils import extend_schema_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema_serializer
 from rest_framework import serializers
 
 from .. import beat_rows, selectors, timing
@@ -101,6 +102,15 @@ class ErrorSerializer(serializers.Serializer):
         required=False,
         help_text="Validation errors only: messages per field.",
     )
+
+
+# How the schema documents the error answers most endpoints share.
+ERROR_RESPONSES = {
+    HTTPStatus.BAD_REQUEST: OpenApiResponse(ErrorSerializer, description="Invalid input; `errors` per field."),
+    HTTPStatus.UNAUTHORIZED: OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
+    HTTPStatus.NOT_FOUND: OpenApiResponse(ErrorSerializer, description="`Service not found` / `Schedule not found`."),
+}
+CONFLICT = {HTTPStatus.CONFLICT: OpenApiResponse(ErrorSerializer, description="An identical schedule exists.")}
 
 
 # --- schedules ------------------------------------------------------------------------
@@ -288,17 +298,6 @@ class CatalogueTaskSerializer(serializers.Serializer):
     description = serializers.CharField()
     min_interval_seconds = serializers.IntegerField(help_text="Example: 60")
     max_interval_seconds = serializers.IntegerField(help_text="Example: 86400")
-
-
-class CronPreviewQuerySerializer(serializers.Serializer):
-    expression = serializers.CharField(allow_blank=True, trim_whitespace=False, help_text="Example: */15 * * * *")
-    timezone = serializers.CharField(default=timing.UTC, help_text="IANA time zone. Example: Europe/Paris")
-    count = serializers.IntegerField(min_value=1, max_value=50, default=5, help_text="How many next runs (1-50).")
-
-    def validate_timezone(self, value):
-        if not timing.is_timezone(value):
-            raise serializers.ValidationError(f"{value!r} is not an IANA time zone name such as 'Europe/Paris'.")
-        return value
 
 
 class CronPreviewSerializer(serializers.Serializer):
