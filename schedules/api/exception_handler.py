@@ -84,6 +84,8 @@ def _validation_body(exc: exceptions.ValidationError) -> dict:
         for field, messages in by_field.items()
         for message in messages
     )
+    # An error may bring its own sentence (UnknownQueryParameters does).
+    summary = getattr(exc, "summary", None) or summary
     return {"detail": summary or "Invalid input.", "code": "invalid", "errors": by_field}
 
 

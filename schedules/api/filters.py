@@ -1,19 +1,54 @@
 """Query-string parameters, checked like request bodies (HackSoft's ``FilterSerializer``).
 
-A view validates ``request.query_params`` with one of these and hands ``validated_data`` on
-(to a selector, or to the write path). A value that cannot match (an unknown service or task,
-an ``enabled`` that is not true or false) is a 400 naming the parameter, never an empty page.
+A view validates ``request.query_params`` with ``SomeFilterSerializer.validated(...)`` and
+hands the result on (to a selector, or to the write path). A parameter the endpoint does not
+take (``?ordering=``, ``?search=``) is a 400 naming it, as an unknown body field is; a value
+that cannot match (an unknown service or task, an ``enabled`` that is not true or false) is a
+400 naming the parameter, never an empty page.
 """
 
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
+from rest_framework.settings import api_settings
 
 from .. import catalogue, messages, selectors, timing
 from ..models import is_service_id
 
 
+class UnknownQueryParameters(exceptions.ValidationError):
+    """The query string names parameters the endpoint does not take (HTTP 400)."""
+
+    def __init__(self, unknown: list[str], accepted: list[str]):
+        hint = f"accepted: {', '.join(accepted)}." if accepted else "this endpoint takes none."
+        super().__init__({name: [f"Unknown query parameter; {hint}"] for name in unknown})
+        # The error body's `detail` (see exception_handler.py).
+        self.summary = f"Unknown query parameter(s): {', '.join(unknown)}."
+
+
 class FilterSerializer(serializers.Serializer):
-    """Base of the query-string serializers: ``FilterSerializer(data=request.query_params)``."""
+    """Base of the query-string serializers; this base itself takes no parameter."""
+
+    @classmethod
+    def validated(cls, query_params, *, also_accepted: tuple[str, ...] = ()) -> dict:
+        """The checked parameters, or a 400: unknown names first, then bad values.
+
+        ``also_accepted`` names parameters read elsewhere (a paginator's ``page``). DRF's
+        ``?format=`` override is accepted everywhere: it is content negotiation, not a filter.
+        """
+        accepted = [*cls._declared_fields, *also_accepted]
+        unknown = sorted(set(query_params) - set(accepted) - {api_settings.URL_FORMAT_OVERRIDE})
+        if unknown:
+            raise UnknownQueryParameters(unknown, accepted)
+        serializer = cls(data=query_params)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+def validated_query(request, filter_class: type[FilterSerializer] = FilterSerializer, *, paginator=None) -> dict:
+    """``request``'s query string checked by ``filter_class``; a list passes its paginator,
+    whose page parameters (``page``, ``page_size``) are then accepted too."""
+    pages = () if paginator is None else (paginator.page_query_param, paginator.page_size_query_param)
+    return filter_class.validated(request.query_params, also_accepted=tuple(name for name in pages if name))
 
 
 class QueryField(serializers.Field):

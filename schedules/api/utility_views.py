@@ -10,13 +10,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import catalogue, cron, health
-from .filters import CronPreviewQuerySerializer
+from .filters import CronPreviewQuerySerializer, validated_query
 from .serializers import ERROR_RESPONSES, CatalogueTaskSerializer, CronPreviewSerializer, HealthSerializer
 
 
 class TaskViewSet(viewsets.ViewSet):
-    @extend_schema(summary="The task catalogue", responses={200: CatalogueTaskSerializer(many=True)})
+    @extend_schema(
+        summary="The task catalogue",
+        responses={200: CatalogueTaskSerializer(many=True), 400: ERROR_RESPONSES[HTTPStatus.BAD_REQUEST]},
+    )
     def list(self, request):
+        validated_query(request)
         tasks = [catalogue.get_task(name) for name in catalogue.task_names()]
         return Response(CatalogueTaskSerializer(tasks, many=True).data)
 
@@ -32,9 +36,8 @@ class CronPreviewView(APIView):
         responses={200: CronPreviewSerializer, 400: ERROR_RESPONSES[HTTPStatus.BAD_REQUEST]},
     )
     def get(self, request):
-        query = CronPreviewQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        expression, zone = query.validated_data["expression"], query.validated_data["timezone"]
+        query = validated_query(request, CronPreviewQuerySerializer)
+        expression, zone = query["expression"], query["timezone"]
         try:
             parsed = cron.parse(expression)
         except cron.CronError as exc:
@@ -50,7 +53,7 @@ class CronPreviewView(APIView):
                 "valid": True,
                 "expression": parsed.text,
                 "description": cron.describe(parsed),
-                "next_runs": cron.next_runs(parsed, zone, timezone.now(), query.validated_data["count"]),
+                "next_runs": cron.next_runs(parsed, zone, timezone.now(), query["count"]),
                 "error": None,
             }
         return Response(CronPreviewSerializer(preview).data)

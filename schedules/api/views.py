@@ -25,6 +25,7 @@ from .filters import (
     TOGGLE_QUERY_PARAMETERS,
     ScheduleFilterSerializer,
     ToggleQuerySerializer,
+    validated_query,
 )
 from .serializers import (
     CONFLICT,
@@ -90,7 +91,10 @@ def _schedule_body(schedule) -> dict:
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List services", responses={200: ServiceSerializer(many=True)}),
+    list=extend_schema(
+        summary="List services",
+        responses={200: ServiceSerializer(many=True), 400: ERROR_RESPONSES[HTTPStatus.BAD_REQUEST]},
+    ),
     create=extend_schema(
         summary="Create a service",
         request=ServiceCreateSerializer,
@@ -125,6 +129,7 @@ class ServiceViewSet(viewsets.GenericViewSet):
         return selectors.service_list()
 
     def list(self, request):
+        validated_query(request, paginator=self.paginator)
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ServiceSerializer(page, many=True).data)
 
@@ -181,6 +186,7 @@ class ServiceViewSet(viewsets.GenericViewSet):
     def schedules(self, request, service_id):
         service = _service_or_404(service_id)
         if request.method == "GET":
+            validated_query(request)
             return Response(ScheduleSerializer(selectors.schedule_list(service=service), many=True).data)
         data = _validated(ScheduleCreateSerializer, request.data)
         schedule = services.schedule_create(actor=_actor(request), service=service, **data)
@@ -221,7 +227,7 @@ class ScheduleViewSet(viewsets.GenericViewSet):
         return selectors.schedule_list()
 
     def list(self, request):
-        filters = _validated(ScheduleFilterSerializer, request.query_params)
+        filters = validated_query(request, ScheduleFilterSerializer, paginator=self.paginator)
         page = self.paginate_queryset(selectors.schedule_list(**filters))
         return self.get_paginated_response(ScheduleSerializer(page, many=True).data)
 
@@ -249,7 +255,7 @@ class ScheduleViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def toggle(self, request, id):
         schedule = _schedule_or_404(id)
-        query = _validated(ToggleQuerySerializer, request.query_params)
+        query = validated_query(request, ToggleQuerySerializer)
         given = [query["enabled"]] if "enabled" in query else []
         # The seed's toggle ignored its body; a client that sends `null` there still works.
         body = _validated(ToggleSerializer, request.data if request.data is not None else {})
@@ -290,6 +296,7 @@ class ScheduleViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], pagination_class=None)
     def dispatches(self, request, id):
         schedule = _schedule_or_404(id)
+        validated_query(request)
         return Response(DispatchSerializer(selectors.schedule_recent_dispatches(schedule), many=True).data)
 
     @extend_schema(
@@ -306,5 +313,6 @@ class ScheduleViewSet(viewsets.GenericViewSet):
         events = selectors.schedule_history(schedule_id)
         if not events.exists() and selectors.schedule_get(schedule_id) is None:
             raise exceptions.NotFound(SCHEDULE_NOT_FOUND)
+        validated_query(request, paginator=self.paginator)
         page = self.paginate_queryset(events)
         return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
