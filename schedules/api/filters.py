@@ -1,6 +1,6 @@
 """Query-string parameters, checked like request bodies (HackSoft's ``FilterSerializer``).
 
-A view validates ``request.query_params`` with ``SomeFilterSerializer.validated(...)`` and
+A view checks its query string with ``validated_query(request, SomeFilterSerializer)`` and
 hands the result on (to a selector, or to the write path). A parameter the endpoint does not
 take (``?ordering=``, ``?search=``) is a 400 naming it, as an unknown body field is; a value
 that cannot match (an unknown service or task, an ``enabled`` that is not true or false) is a
