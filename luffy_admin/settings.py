@@ -162,16 +162,16 @@ LOGGING = {
 # https://www.django-rest-framework.org/api-guide/settings/
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "schedules.authentication.ApiKeyAuthentication",
+        "schedules.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["schedules.permissions.IsStaffOrApiKey"],
-    "DEFAULT_PARSER_CLASSES": ["schedules.parsers.JSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["schedules.api.permissions.IsStaffOrApiKey"],
+    "DEFAULT_PARSER_CLASSES": ["schedules.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "luffy_admin.exception_handler.api_exception_handler",
+    "EXCEPTION_HANDLER": "schedules.api.exception_handler.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -187,7 +187,7 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI served from this app (drf-spectacular-sidecar), not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "PREPROCESSING_HOOKS": ["schedules.urls.schema_paths_without_slash"],
+    "PREPROCESSING_HOOKS": ["schedules.api.urls.schema_paths_without_slash"],
 }
 
 # --- Celery -----------------------------------------------------------------------------------

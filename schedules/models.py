@@ -11,15 +11,16 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django_celery_beat.models import PeriodicTask
 
+from . import messages
 from .validators import multiline_text, plain_text
 
 SERVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}\Z"
-service_id_validator = RegexValidator(
-    SERVICE_ID_PATTERN,
-    message=(
-        "A service id is 1-63 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit."
-    ),
-)
+service_id_validator = RegexValidator(SERVICE_ID_PATTERN, message=messages.SERVICE_ID)
+
+
+def is_service_id(value) -> bool:
+    """Whether ``value`` is a well-formed service id (it may still name no service)."""
+    return isinstance(value, str) and service_id_validator.regex.match(value) is not None
 
 
 class Service(models.Model):

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from . import beat_rows, catalogue, health, timing
+from . import beat_rows, catalogue, health, messages, timing
 from .errors import BrokerUnavailable, ConflictError
 from .models import AuditEvent, BeatHeartbeat, Service, TaskSchedule
 
@@ -282,19 +282,13 @@ def _lock_service(service_id: str) -> Service:
 def _require_task(task_name) -> catalogue.CatalogueTask:
     task = catalogue.get_task(task_name) if isinstance(task_name, str) else None
     if task is None:
-        raise ValidationError(
-            {
-                "task_name": [
-                    f"{task_name!r} is not a catalogue task; choose one of {', '.join(catalogue.task_names())}."
-                ]
-            }
-        )
+        raise ValidationError({"task_name": [messages.unknown_task(task_name)]})
     return task
 
 
 def _require_bool(value, field: str) -> bool:
     if type(value) is not bool:
-        raise ValidationError({field: [f"{field} must be true or false."]})
+        raise ValidationError({field: [messages.not_a_boolean(field)]})
     return value
 
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 
-from . import cron
+from . import cron, messages
 from .catalogue import CatalogueTask
 
 CRON = "cron"
@@ -66,7 +66,7 @@ def validate_timing(
         raise ValidationError(errors)
 
     if not is_timezone(timezone):
-        errors["timezone"] = [f"{timezone!r} is not an IANA time zone name such as 'Europe/Paris'."]
+        errors["timezone"] = [messages.unknown_timezone(timezone)]
 
     if schedule_type == CRON:
         if interval_seconds is not None:

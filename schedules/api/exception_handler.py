@@ -1,9 +1,11 @@
 """The API's one exception handler: every error body is ``{"detail", "code", "errors"?}``.
 
 ``detail`` is a sentence a person can read (the FastAPI front end shows it as is);
-validation errors add ``errors: {field: [messages]}``. The write path's own errors map
-here too: Django's ``ValidationError`` -> 400, ``ConflictError`` -> 409. Anything else
-is left to Django, which logs it and answers 500.
+validation errors add ``errors: {field: [messages]}``. The write path's own errors
+(``schedules/errors.py``) map here too: Django's ``ValidationError`` -> 400,
+``ConflictError`` -> 409, ``BrokerUnavailable`` -> 503, a row deleted under the request -> 404.
+Anything else is left to Django, which logs it and answers 500. ``page_not_found`` and
+``server_error`` are the project's handler404 / handler500, JSON under ``/api/``.
 """
 
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig
@@ -14,12 +16,14 @@ from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
-from schedules.errors import BrokerUnavailable as BrokerDown
-from schedules.errors import ConflictError
-from schedules.models import Service, TaskSchedule
-from schedules.parsers import PayloadTooLarge
+from .. import errors
+from ..models import Service, TaskSchedule
+from .parsers import PayloadTooLarge
 
 NON_FIELD_KEY = "non_field_errors"
+# The seed's 404 bodies, which its front end shows.
+SERVICE_NOT_FOUND = "Service not found"
+SCHEDULE_NOT_FOUND = "Schedule not found"
 
 
 class Conflict(exceptions.APIException):
@@ -30,29 +34,31 @@ class Conflict(exceptions.APIException):
 class BrokerUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "broker_unavailable"
-    default_detail = "The task broker is unreachable; nothing was sent. Try again later."
+    default_detail = errors.BrokerUnavailable().detail
 
 
 def _translate(exc):
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
-            errors = {
+            by_field = {
                 NON_FIELD_KEY if field == NON_FIELD_ERRORS else field: messages
                 for field, messages in exc.message_dict.items()
             }
         else:
-            errors = {NON_FIELD_KEY: exc.messages}
-        return exceptions.ValidationError(errors)
-    if isinstance(exc, ConflictError):
+            by_field = {NON_FIELD_KEY: exc.messages}
+        return exceptions.ValidationError(by_field)
+    if isinstance(exc, errors.ConflictError):
         return Conflict(exc.detail)
+    if isinstance(exc, errors.BrokerUnavailable):
+        return BrokerUnavailable(exc.detail)
     # Deleted by a concurrent request between the view's look-up and the write path's lock.
     if isinstance(exc, TaskSchedule.DoesNotExist):
-        return exceptions.NotFound("Schedule not found")
+        return exceptions.NotFound(SCHEDULE_NOT_FOUND)
     if isinstance(exc, Service.DoesNotExist):
-        return exceptions.NotFound("Service not found")
+        return exceptions.NotFound(SERVICE_NOT_FOUND)
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge()
-    if isinstance(exc, BrokerError | BrokerDown):
+    if isinstance(exc, BrokerError):
         return BrokerUnavailable()
     if isinstance(exc, Http404):
         return exceptions.NotFound()
@@ -72,13 +78,15 @@ def _messages(detail) -> list[str]:
 
 def _validation_body(exc: exceptions.ValidationError) -> dict:
     detail = exc.detail if isinstance(exc.detail, dict) else {NON_FIELD_KEY: exc.detail}
-    errors = {field: _messages(value) for field, value in detail.items()}
+    by_field = {field: _messages(value) for field, value in detail.items()}
     summary = " ".join(
         message if field == NON_FIELD_KEY else f"{field}: {message}"
-        for field, messages in errors.items()
+        for field, messages in by_field.items()
         for message in messages
     )
-    return {"detail": summary or "Invalid input.", "code": "invalid", "errors": errors}
+    # An error may bring its own sentence (UnknownQueryParameters does).
+    summary = getattr(exc, "summary", None) or summary
+    return {"detail": summary or "Invalid input.", "code": "invalid", "errors": by_field}
 
 
 def api_exception_handler(exc, context):

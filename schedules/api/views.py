@@ -1,33 +1,38 @@
-"""The REST API (base ``/api/v1/task-scheduling``). Reads through selectors, writes through services.
+"""Services and schedules over REST (base ``/api/v1/task-scheduling``).
+
+Reads go through selectors and writes through services; bodies and query strings are checked
+by serializers and filter serializers first.
 
 Paths, bodies and messages follow the seed's FastAPI endpoints so its callers work unchanged:
 the per-service list is a bare array, ``PUT /schedules/{id}`` takes a partial body,
 ``toggle`` reads ``?enabled=`` and ``DELETE`` answers with the seed's message.
 """
 
-import re
 import uuid
 from http import HTTPStatus
 
-from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, pagination, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from rest_framework_api_key.models import APIKey
 
-from . import catalogue, cron, health, selectors, services
-from .models import SERVICE_ID_PATTERN, service_id_validator
+from .. import messages, selectors, services
+from ..models import is_service_id
+from .exception_handler import SCHEDULE_NOT_FOUND, SERVICE_NOT_FOUND
+from .filters import (
+    SCHEDULE_FILTER_PARAMETERS,
+    TOGGLE_QUERY_PARAMETERS,
+    ScheduleFilterSerializer,
+    ToggleQuerySerializer,
+    validated_query,
+)
 from .serializers import (
+    CONFLICT,
+    ERROR_RESPONSES,
     AuditEventSerializer,
-    CatalogueTaskSerializer,
-    CronPreviewQuerySerializer,
-    CronPreviewSerializer,
     DispatchSerializer,
     ErrorSerializer,
-    HealthSerializer,
     MessageSerializer,
     RunResponseSerializer,
     ScheduleCreateSerializer,
@@ -40,18 +45,8 @@ from .serializers import (
     ToggleSerializer,
 )
 
-SERVICE_NOT_FOUND = "Service not found"
-SCHEDULE_NOT_FOUND = "Schedule not found"
 # Ids are matched loosely so a malformed one answers like a missing one ("Schedule not found").
 ANY_SEGMENT = "[^/]+"
-SERVICE_ID_RE = re.compile(SERVICE_ID_PATTERN)
-
-ERROR_RESPONSES = {
-    HTTPStatus.BAD_REQUEST: OpenApiResponse(ErrorSerializer, description="Invalid input; `errors` per field."),
-    HTTPStatus.UNAUTHORIZED: OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
-    HTTPStatus.NOT_FOUND: OpenApiResponse(ErrorSerializer, description="`Service not found` / `Schedule not found`."),
-}
-CONFLICT = {HTTPStatus.CONFLICT: OpenApiResponse(ErrorSerializer, description="An identical schedule exists.")}
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -71,14 +66,10 @@ def _validated(serializer_class, data, *, partial: bool = False) -> dict:
     return serializer.validated_data
 
 
-def _is_service_id(value: str) -> bool:
+def _service_or_404(service_id):
     # Checked before any query: an id that cannot exist (a NUL byte, which PostgreSQL refuses
     # in a query) is simply not found.
-    return SERVICE_ID_RE.match(value) is not None
-
-
-def _service_or_404(service_id):
-    service = selectors.service_list().filter(pk=service_id).first() if _is_service_id(service_id) else None
+    service = selectors.service_list().filter(pk=service_id).first() if is_service_id(service_id) else None
     if service is None:
         raise exceptions.NotFound(SERVICE_NOT_FOUND)
     return service
@@ -96,18 +87,14 @@ def _schedule_body(schedule) -> dict:
     return ScheduleSerializer(_schedule_or_404(schedule.pk)).data
 
 
-def _parse_bool(raw: str, field: str) -> bool:
-    value = raw.strip().lower()
-    if value not in ("true", "false"):
-        raise exceptions.ValidationError({field: [f"{field} must be true or false."]})
-    return value == "true"
-
-
 # --- services -------------------------------------------------------------------------
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List services", responses={200: ServiceSerializer(many=True)}),
+    list=extend_schema(
+        summary="List services",
+        responses={200: ServiceSerializer(many=True), 400: ERROR_RESPONSES[HTTPStatus.BAD_REQUEST]},
+    ),
     create=extend_schema(
         summary="Create a service",
         request=ServiceCreateSerializer,
@@ -142,6 +129,7 @@ class ServiceViewSet(viewsets.GenericViewSet):
         return selectors.service_list()
 
     def list(self, request):
+        validated_query(request, paginator=self.paginator)
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ServiceSerializer(page, many=True).data)
 
@@ -159,8 +147,8 @@ class ServiceViewSet(viewsets.GenericViewSet):
         return Response(ServiceSerializer(_service_or_404(service_id)).data)
 
     def update(self, request, service_id):
-        if not _is_service_id(service_id):
-            raise exceptions.ValidationError({"id": [service_id_validator.message]})
+        if not is_service_id(service_id):
+            raise exceptions.ValidationError({"id": [messages.SERVICE_ID]})
         data = _validated(ServiceUpdateSerializer, request.data)
         service, created = services.service_put(
             actor=_actor(request),
@@ -198,6 +186,7 @@ class ServiceViewSet(viewsets.GenericViewSet):
     def schedules(self, request, service_id):
         service = _service_or_404(service_id)
         if request.method == "GET":
+            validated_query(request)
             return Response(ScheduleSerializer(selectors.schedule_list(service=service), many=True).data)
         data = _validated(ScheduleCreateSerializer, request.data)
         schedule = services.schedule_create(actor=_actor(request), service=service, **data)
@@ -206,17 +195,11 @@ class ServiceViewSet(viewsets.GenericViewSet):
 
 # --- schedules ------------------------------------------------------------------------
 
-SCHEDULE_FILTERS = [
-    OpenApiParameter("service", str, description="Only this service's schedules. Example: web-app"),
-    OpenApiParameter("task_name", str, description="Only this catalogue task. Example: fetch_logs"),
-    OpenApiParameter("enabled", bool, description="Only enabled (true) or disabled (false) schedules."),
-]
-
 
 @extend_schema_view(
     list=extend_schema(
         summary="All schedules, filtered and paginated",
-        parameters=SCHEDULE_FILTERS,
+        parameters=SCHEDULE_FILTER_PARAMETERS,
         responses={200: ScheduleSerializer(many=True), **ERROR_RESPONSES},
     ),
     retrieve=extend_schema(summary="One schedule", responses={200: ScheduleSerializer, **ERROR_RESPONSES}),
@@ -244,25 +227,7 @@ class ScheduleViewSet(viewsets.GenericViewSet):
         return selectors.schedule_list()
 
     def list(self, request):
-        params = request.query_params
-        filters = {}
-        if "service" in params:
-            filters["service"] = selectors.service_get(params["service"]) if _is_service_id(params["service"]) else None
-            if filters["service"] is None:
-                raise exceptions.ValidationError({"service": [f"Unknown service {params['service']!r}."]})
-        if "task_name" in params:
-            if catalogue.get_task(params["task_name"]) is None:
-                raise exceptions.ValidationError(
-                    {
-                        "task_name": [
-                            f"{params['task_name']!r} is not a catalogue task; "
-                            f"choose one of {', '.join(catalogue.task_names())}."
-                        ]
-                    }
-                )
-            filters["task_name"] = params["task_name"]
-        if "enabled" in params:
-            filters["enabled"] = _parse_bool(params["enabled"], "enabled")
+        filters = validated_query(request, ScheduleFilterSerializer, paginator=self.paginator)
         page = self.paginate_queryset(selectors.schedule_list(**filters))
         return self.get_paginated_response(ScheduleSerializer(page, many=True).data)
 
@@ -283,16 +248,15 @@ class ScheduleViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         summary="Enable or disable a schedule",
-        parameters=[OpenApiParameter("enabled", bool, description="As the seed: ?enabled=false. Or a JSON body.")],
+        parameters=TOGGLE_QUERY_PARAMETERS,
         request=ToggleSerializer,
         responses={200: ToggleResponseSerializer, **ERROR_RESPONSES},
     )
     @action(detail=True, methods=["post"])
     def toggle(self, request, id):
         schedule = _schedule_or_404(id)
-        given = []
-        if "enabled" in request.query_params:
-            given.append(_parse_bool(request.query_params["enabled"], "enabled"))
+        query = validated_query(request, ToggleQuerySerializer)
+        given = [query["enabled"]] if "enabled" in query else []
         # The seed's toggle ignored its body; a client that sends `null` there still works.
         body = _validated(ToggleSerializer, request.data if request.data is not None else {})
         if "enabled" in body:
@@ -332,6 +296,7 @@ class ScheduleViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], pagination_class=None)
     def dispatches(self, request, id):
         schedule = _schedule_or_404(id)
+        validated_query(request)
         return Response(DispatchSerializer(selectors.schedule_recent_dispatches(schedule), many=True).data)
 
     @extend_schema(
@@ -348,66 +313,6 @@ class ScheduleViewSet(viewsets.GenericViewSet):
         events = selectors.schedule_history(schedule_id)
         if not events.exists() and selectors.schedule_get(schedule_id) is None:
             raise exceptions.NotFound(SCHEDULE_NOT_FOUND)
+        validated_query(request, paginator=self.paginator)
         page = self.paginate_queryset(events)
         return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
-
-
-# --- catalogue, cron preview, health ----------------------------------------------------
-
-
-class TaskViewSet(viewsets.ViewSet):
-    @extend_schema(summary="The task catalogue", responses={200: CatalogueTaskSerializer(many=True)})
-    def list(self, request):
-        tasks = [catalogue.get_task(name) for name in catalogue.task_names()]
-        return Response(CatalogueTaskSerializer(tasks, many=True).data)
-
-
-class CronPreviewView(APIView):
-    @extend_schema(
-        summary="Check a cron expression: valid or why not, in words, next run times",
-        description=(
-            "An expression that is not valid answers 200 with `valid: false` and the reason in "
-            "`error`; a missing `expression`, a bad `timezone` or `count` answers 400."
-        ),
-        parameters=[CronPreviewQuerySerializer],
-        responses={200: CronPreviewSerializer, 400: ERROR_RESPONSES[HTTPStatus.BAD_REQUEST]},
-    )
-    def get(self, request):
-        query = CronPreviewQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        expression, zone = query.validated_data["expression"], query.validated_data["timezone"]
-        try:
-            parsed = cron.parse(expression)
-        except cron.CronError as exc:
-            preview = {
-                "valid": False,
-                "expression": expression,
-                "description": None,
-                "next_runs": [],
-                "error": str(exc),
-            }
-        else:
-            preview = {
-                "valid": True,
-                "expression": parsed.text,
-                "description": cron.describe(parsed),
-                "next_runs": cron.next_runs(parsed, zone, timezone.now(), query.validated_data["count"]),
-                "error": None,
-            }
-        return Response(CronPreviewSerializer(preview).data)
-
-
-class HealthView(APIView):
-    # Anonymous on purpose (load balancers, compose health checks); it tells status only.
-    authentication_classes = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(
-        summary="Database, broker and beat liveness (anonymous)",
-        auth=[],
-        responses={200: HealthSerializer, 503: OpenApiResponse(HealthSerializer, description="Database down.")},
-    )
-    def get(self, request):
-        report = health.health_report()
-        status = HTTPStatus.SERVICE_UNAVAILABLE if report["database"] == health.DOWN else HTTPStatus.OK
-        return Response(report, status=status)
