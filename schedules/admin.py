@@ -14,7 +14,6 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -356,7 +355,7 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
         return HttpResponseRedirect(reverse("admin:schedules_service_change", args=[obj.service_id]))
 
     def get_deleted_objects(self, objs, request):
-        beat_entries = PeriodicTask.objects.filter(luffy_schedule__in=[obj.pk for obj in objs])
+        beat_entries = selectors.owned_periodic_tasks().filter(luffy_schedule__in=[obj.pk for obj in objs])
         return _with_beat_entries(super().get_deleted_objects(objs, request), beat_entries)
 
     def delete_through_services(self, *, actor, obj):
@@ -505,7 +504,7 @@ class ServiceAdmin(WritePathAdmin):
             _copy_fields(obj, service)
 
     def get_deleted_objects(self, objs, request):
-        beat_entries = PeriodicTask.objects.filter(luffy_schedule__service__in=[obj.pk for obj in objs])
+        beat_entries = selectors.owned_periodic_tasks().filter(luffy_schedule__service__in=[obj.pk for obj in objs])
         return _with_beat_entries(super().get_deleted_objects(objs, request), beat_entries)
 
     def delete_through_services(self, *, actor, obj):
@@ -520,23 +519,19 @@ class ServiceAdmin(WritePathAdmin):
 MANAGED_NOTE = "Managed by luffy-admin: change it on the schedule's page, not here."
 
 
-def _owned_tasks() -> Q:
-    return Q(luffy_schedule__isnull=False)
-
-
 class GuardedTimingAdmin:
     """Timing rows that service schedules use are read-only: an edit would change their
     timing behind the write path and the audit trail. Deleting one is refused by Django's
     protected-objects page (TaskSchedule.periodic_task is PROTECT)."""
 
     def has_change_permission(self, request, obj=None):
-        if obj is not None and obj.periodictask_set.filter(_owned_tasks()).exists():
+        if obj is not None and selectors.beat_row_is_owned(obj):
             return False
         return super().has_change_permission(request, obj)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))
-        if obj is not None and obj.periodictask_set.filter(_owned_tasks()).exists():
+        if obj is not None and selectors.beat_row_is_owned(obj):
             self.message_user(
                 request, f"Service schedules use this {self.opts.verbose_name}. {MANAGED_NOTE}", messages.WARNING
             )
@@ -576,15 +571,14 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):
         url = reverse("admin:schedules_taskschedule_change", args=[schedule.pk])
         return format_html('<a href="{}">luffy-admin: {}</a>', url, schedule)
 
-    def _owned(self, obj) -> bool:
-        return obj is not None and TaskSchedule.objects.filter(periodic_task=obj).exists()
-
     def has_change_permission(self, request, obj=None):
-        return not self._owned(obj) and super().has_change_permission(request, obj)
+        if obj is not None and selectors.beat_row_is_owned(obj):
+            return False
+        return super().has_change_permission(request, obj)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))
-        if self._owned(obj):
+        if obj is not None and selectors.beat_row_is_owned(obj):
             self.message_user(
                 request, f"This beat entry belongs to a service schedule. {MANAGED_NOTE}", messages.WARNING
             )
@@ -592,14 +586,14 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):
 
     def _on_unowned(self, request, queryset, action):
         """Run beat's bulk action on the selected entries that no service schedule owns."""
-        skipped = queryset.filter(_owned_tasks()).count()
+        skipped = selectors.owned_periodic_tasks(queryset).count()
         if skipped:
             self.message_user(
                 request,
                 f"{_plural(skipped, 'task')} skipped: {MANAGED_NOTE} Use the Schedules page's actions.",
                 messages.WARNING,
             )
-        unowned = queryset.exclude(_owned_tasks())
+        unowned = selectors.unowned_periodic_tasks(queryset)
         return action(request, unowned) if unowned.exists() else None
 
     @admin.action(description="Enable selected tasks")
