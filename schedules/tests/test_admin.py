@@ -12,8 +12,8 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from luffy_admin.celery import app as celery_app
 from schedules import beat_rows, selectors, services
-from schedules.admin import utc
-from schedules.forms import ScheduleForm
+from schedules.admin.display import utc
+from schedules.admin.forms import ScheduleForm
 from schedules.models import AuditEvent, Dispatch, Service, TaskSchedule
 
 pytestmark = pytest.mark.django_db

@@ -12,10 +12,10 @@ from django.core.exceptions import ValidationError
 from django_celery_beat.admin import PeriodicTaskForm
 from django_celery_beat.models import CrontabSchedule
 
-from . import catalogue, cron, services, timing
-from .beat_rows import CRONTAB_FIELDS, crontab_expression, crontab_row_expression
-from .errors import ConflictError
-from .models import TaskSchedule
+from .. import catalogue, cron, services, timing
+from ..beat_rows import CRONTAB_FIELDS, crontab_expression, crontab_row_expression
+from ..errors import ConflictError
+from ..models import TaskSchedule
 
 
 def _task_choices():
