@@ -39,7 +39,8 @@ pytestmark = [
 
 
 def test_operator_schedules_a_service_in_the_admin(live_server):
-    """Log in, add a service, hit and fix a cron error, read words and next run, disable it."""
+    """Log in (the product's section first), add a service, hit and fix a cron error, read words
+    and next run, disable it."""
     get_user_model().objects.create_superuser("operator", "operator@example.com", "a-long-test-password")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
@@ -53,6 +54,11 @@ def test_operator_schedules_a_service_in_the_admin(live_server):
         page.fill("#id_password", "a-long-test-password")
         page.click("input[type=submit]")
         expect(page.locator("#site-name")).to_have_text("luffy-admin")
+        sections = page.locator("#content-main div.module caption")
+        expect(sections).to_have_text(
+            ["Service schedules", "API Key Permissions", "Authentication and Authorization", "Periodic Tasks"]
+        )
+        page.screenshot(path=SCREENSHOTS / "0-index.png", full_page=True)
 
         page.goto(f"{live_server.url}/admin/schedules/service/add/")
         page.fill("#id_id", "web-app")
