@@ -1,6 +1,7 @@
 """The schedule form: add and edit through the write path, refusals on the field at fault, the status shown."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 
@@ -25,6 +26,37 @@ def test_schedule_add_form_offers_the_catalogue_and_the_service(admin_client, se
     assert form.initial["service"] == "web-app"
     assert [value for value, _ in form.fields["task_name"].choices] == ["fetch_logs", "generate_rca", "index_code"]
     assert "Example" in form.fields["cron_expression"].help_text
+
+
+@pytest.mark.parametrize("page", ["add", "change"])
+def test_schedule_form_labels_are_capitalised(admin_client, make_schedule, page):
+    """Every label on the schedule form starts with a capital letter, like the labels Django writes itself."""
+    schedule = make_schedule()
+    url = f"{SCHEDULES_URL}add/" if page == "add" else f"{SCHEDULES_URL}{schedule.pk}/change/"
+    html = admin_client.get(url).content.decode()
+    labels = [re.sub(r"<[^>]*>", "", label).strip() for label in re.findall(r"<label[^>]*>(.*?)</label>", html, re.S)]
+    form_labels = [
+        "Service:",
+        "Task:",
+        "Type:",
+        "Cron expression",
+        "Fixed interval",
+        "Cron expression:",
+        "Interval (seconds):",
+        "Time zone:",
+        "Enabled",
+    ]
+    status_labels = [
+        "In words:",
+        "Last run:",
+        "Next run:",
+        "Runs so far:",
+        "Recent dispatches:",
+        "Beat entry:",
+        "Created:",
+        "Updated:",
+    ]
+    assert labels == (form_labels if page == "add" else form_labels + status_labels)
 
 
 def test_schedule_add_creates_the_beat_entry_and_returns_to_the_service(admin_client, admin_user, service):
