@@ -14,13 +14,25 @@ def utc(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
+def utc_minute(moment: datetime | None) -> str:
+    """Compact UTC for list columns whose header says (UTC), e.g. '2026-11-27 12:15'; '-' for never."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
 def plural(count: int, noun: str) -> str:
     """'1 schedule', '2 schedules'."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 class ScheduleColumns:
-    """Columns a schedule shows in the schedules list and on its service's page."""
+    """Columns a schedule shows in the schedules list and on its service's page.
+
+    Times are UTC to the minute, the zone in the header, so a row fits one line at 1400 px; the
+    schedule's own page shows the seconds.
+    ``LIST_CSS`` keeps cron expressions, zones and times from wrapping.
+    """
+
+    LIST_CSS = "schedules/schedule_lists.css"
 
     @admin.display(description="service", ordering="service_id")
     def service_link(self, schedule):
@@ -50,10 +62,10 @@ class ScheduleColumns:
     def enabled(self, schedule):
         return schedule.periodic_task.enabled
 
-    @admin.display(description="last run", ordering="periodic_task__last_run_at")
+    @admin.display(description="last run (UTC)", ordering="periodic_task__last_run_at")
     def last_run(self, schedule):
-        return utc(schedule.periodic_task.last_run_at)
+        return utc_minute(schedule.periodic_task.last_run_at)
 
-    @admin.display(description="next run")
+    @admin.display(description="next run (UTC)")
     def next_run(self, schedule):
-        return utc(selectors.schedule_next_run(schedule))
+        return utc_minute(selectors.schedule_next_run(schedule))

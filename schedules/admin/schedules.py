@@ -64,8 +64,8 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     list_per_page = 50
     status_fields = (
         "timing_words",
-        "last_run",
-        "next_run",
+        "last_run_at",
+        "next_run_at",
         "total_run_count",
         "recent_dispatches",
         "beat_entry",
@@ -74,6 +74,7 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     )
 
     class Media:
+        css = {"all": (ScheduleColumns.LIST_CSS,)}
         js = ("schedules/schedule_form.js",)
 
     def get_queryset(self, request):
@@ -92,6 +93,14 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     def get_readonly_fields(self, request, obj=None):
         # A schedule stays with its service: the service sends its id as the task argument.
         return ("service", *self.status_fields) if obj is not None else ()
+
+    @admin.display(description="last run")
+    def last_run_at(self, schedule):
+        return utc(schedule.periodic_task.last_run_at)
+
+    @admin.display(description="next run")
+    def next_run_at(self, schedule):
+        return utc(selectors.schedule_next_run(schedule))
 
     @admin.display(description="runs so far")
     def total_run_count(self, schedule):

@@ -21,6 +21,9 @@ class ScheduleInline(ScheduleColumns, admin.TabularInline):
     can_delete = False
     verbose_name_plural = "schedules"
 
+    class Media:
+        css = {"all": (ScheduleColumns.LIST_CSS,)}
+
     def get_queryset(self, request):
         return selectors.schedule_list()
 

@@ -6,7 +6,7 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 
 from schedules import selectors
-from schedules.admin.display import utc
+from schedules.admin.display import utc_minute
 from schedules.models import AuditEvent, Service, TaskSchedule
 
 from .helpers import SCHEDULES_URL, SERVICES_URL, action_post, empty_inline, errors_on_form
@@ -46,11 +46,11 @@ def test_service_page_shows_its_schedules_in_words_with_next_run(admin_client, m
         "*/15 * * * *",
         "Europe/Paris",
         "Every 15 minutes",
-        utc(selectors.schedule_next_run(schedule)),
+        utc_minute(selectors.schedule_next_run(schedule)),
         "generate_rca",
         "every 3600 s",
         "Every hour",
-        utc(selectors.schedule_next_run(interval)),
+        utc_minute(selectors.schedule_next_run(interval)),
         f"{SCHEDULES_URL}{schedule.pk}/change/",
         f"{SCHEDULES_URL}add/?service=web-app",
     ):

@@ -1,4 +1,4 @@
-"""The admin site: the product's section comes first."""
+"""The admin site: the product's section comes first, and no navigation sidebar takes the lists' width."""
 
 from http import HTTPStatus
 
@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_index_lists_the_product_section_first_then_django_order(admin_client):
-    """The index and the sidebar open with the schedules app; the other apps keep Django's alphabetical order."""
+    """The index (and available_apps, for any sidebar) opens with the schedules app; the rest keep Django's order."""
     response = admin_client.get("/admin/")
     assert response.status_code == HTTPStatus.OK
     index = [app["app_label"] for app in response.context["app_list"]]
@@ -21,6 +21,14 @@ def test_index_lists_the_product_section_first_then_django_order(admin_client):
         "TaskSchedule",
         "Service",
     ]
+
+
+def test_pages_have_no_navigation_sidebar(admin_client):
+    """The schedules list gets the page's width (the index and breadcrumbs lead everywhere)."""
+    response = admin_client.get("/admin/schedules/taskschedule/")
+    assert response.status_code == HTTPStatus.OK
+    assert response.context["is_nav_sidebar_enabled"] is False
+    assert 'id="nav-sidebar"' not in response.content.decode()
 
 
 def test_one_app_page_still_lists_that_app_only(admin_client):
