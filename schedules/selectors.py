@@ -3,7 +3,8 @@
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from . import beat_rows, timing
 from .models import AuditEvent, BeatHeartbeat, Dispatch, Service, TaskSchedule
@@ -65,3 +66,28 @@ def beat_heartbeat_get() -> BeatHeartbeat | None:
 def schedule_recent_dispatches(schedule: TaskSchedule, limit: int = 10) -> QuerySet[Dispatch]:
     """What beat last sent for the schedule (slot, task id, sent at), newest slot first."""
     return Dispatch.objects.filter(periodic_task_name=schedule.periodic_task.name).order_by("-slot")[:limit]
+
+
+# --- beat rows a service schedule owns ---------------------------------------------------------
+# The one definition of ownership: a PeriodicTask is owned when a TaskSchedule points at it; a
+# timing row (CrontabSchedule, IntervalSchedule) when an owned PeriodicTask uses it. Owned rows
+# change only through services.py; django-celery-beat's admin reads these to keep its hands off.
+
+_OWNED = Q(luffy_schedule__isnull=False)
+
+
+def owned_periodic_tasks(periodic_tasks: QuerySet[PeriodicTask] | None = None) -> QuerySet[PeriodicTask]:
+    """The beat entries service schedules own, among ``periodic_tasks`` (default: all of them)."""
+    return (PeriodicTask.objects.all() if periodic_tasks is None else periodic_tasks).filter(_OWNED)
+
+
+def unowned_periodic_tasks(periodic_tasks: QuerySet[PeriodicTask] | None = None) -> QuerySet[PeriodicTask]:
+    """The beat entries no service schedule owns, among ``periodic_tasks`` (default: all of them)."""
+    return (PeriodicTask.objects.all() if periodic_tasks is None else periodic_tasks).exclude(_OWNED)
+
+
+def beat_row_is_owned(row: PeriodicTask | CrontabSchedule | IntervalSchedule) -> bool:
+    """Whether a service schedule owns this beat entry, or uses this timing row through its entry."""
+    if isinstance(row, PeriodicTask):
+        return owned_periodic_tasks(PeriodicTask.objects.filter(pk=row.pk)).exists()
+    return owned_periodic_tasks(row.periodictask_set.all()).exists()

@@ -6,6 +6,7 @@ drives it over CDP and never downloads a browser. Screenshots go to ``test-outpu
 
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,22 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-UTC_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+LIST_TIME = re.compile(r"^\s*\d{4}-\d\d-\d\d \d\d:\d\d\s*$")  # UTC to the minute, as the schedule lists show it
+# Cells of the schedules list whose text takes more than one line, and whether the table overflows.
+WRAPPED_CELLS = """() => {
+    const wrapped = [];
+    for (const cell of document.querySelectorAll('#result_list tbody tr > *')) {
+        const range = document.createRange();
+        range.selectNodeContents(cell);
+        const lineHeight = parseFloat(getComputedStyle(cell).lineHeight);
+        if (range.getBoundingClientRect().height > 1.5 * lineHeight) {
+            wrapped.push([cell.className, cell.textContent.trim()]);
+        }
+    }
+    const results = document.querySelector('#changelist .results');
+    return {wrapped, overflow: results.scrollWidth - results.clientWidth};
+}"""
+
 
 pytestmark = [
     pytest.mark.browser,
@@ -38,8 +54,18 @@ pytestmark = [
 ]
 
 
+def _log_in(page, live_server):
+    """Log in as the operator (create it first: the ORM cannot run inside Playwright's event loop)."""
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_have_text("luffy-admin")
+
+
 def test_operator_schedules_a_service_in_the_admin(live_server):
-    """Log in, add a service, hit and fix a cron error, read words and next run, disable it."""
+    """Log in (the product's section first), add a service, hit and fix a cron error, read words
+    and next run, disable it."""
     get_user_model().objects.create_superuser("operator", "operator@example.com", "a-long-test-password")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
@@ -48,11 +74,12 @@ def test_operator_schedules_a_service_in_the_admin(live_server):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.set_default_timeout(15_000)
 
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("#id_username", "operator")
-        page.fill("#id_password", "a-long-test-password")
-        page.click("input[type=submit]")
-        expect(page.locator("#site-name")).to_have_text("luffy-admin")
+        _log_in(page, live_server)
+        sections = page.locator("#content-main div.module caption")
+        expect(sections).to_have_text(
+            ["Service schedules", "API Key Permissions", "Authentication and Authorization", "Periodic Tasks"]
+        )
+        page.screenshot(path=SCREENSHOTS / "0-index.png", full_page=True)
 
         page.goto(f"{live_server.url}/admin/schedules/service/add/")
         page.fill("#id_id", "web-app")
@@ -87,7 +114,7 @@ def test_operator_schedules_a_service_in_the_admin(live_server):
         expect(rows).to_have_count(2)
         fetch_logs = rows.filter(has_text="fetch_logs")
         expect(fetch_logs.locator(".field-timing_words")).to_have_text("Every 15 minutes")
-        expect(fetch_logs.locator(".field-next_run")).to_have_text(UTC_TIME)
+        expect(fetch_logs.locator(".field-next_run")).to_have_text(LIST_TIME)
         expect(rows.filter(has_text="generate_rca").locator(".field-timing_words")).to_have_text("Every hour")
         page.screenshot(path=SCREENSHOTS / "2-service-page.png", full_page=True)
 
@@ -114,3 +141,42 @@ def test_operator_schedules_a_service_in_the_admin(live_server):
         ("user:operator", "create"),
         ("user:operator", "toggle"),
     ]
+
+
+def test_schedule_list_rows_stay_one_line_at_1400_px(live_server, service, make_service, make_schedule):
+    """At 1400 px the schedules list fits its width and every row is one line high; narrower, the
+    timing in words wraps while service ids, cron expressions, time zones and times do not."""
+    billing = make_service("billing", name="Billing")
+    weekdays = make_schedule(cron_expression="0 9 * * 1-5", timezone="Europe/Paris")
+    make_schedule(task_name="index_code", schedule_type="interval", interval_seconds=3600)
+    make_schedule(billing, task_name="generate_rca", cron_expression="*/15 * * * *")
+    # What beat writes back after a send (as in test_api), so the last-run column has a time.
+    PeriodicTask.objects.filter(pk=weekdays.periodic_task_id).update(
+        last_run_at=datetime(2026, 11, 27, 8, 0, 3, tzinfo=UTC)
+    )
+    get_user_model().objects.create_superuser("operator", "operator@example.com", "a-long-test-password")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(15_000)
+        _log_in(page, live_server)
+        page.goto(f"{live_server.url}/admin/schedules/taskschedule/")
+        rows = page.locator("#result_list tbody tr")
+        expect(rows).to_have_count(3)
+        weekday_row = rows.filter(has_text="0 9 * * 1-5")
+        expect(weekday_row.locator(".field-timing_words")).to_have_text("At 09:00, Monday through Friday")
+        expect(weekday_row.locator(".field-last_run")).to_have_text("2026-11-27 08:00")
+        expect(weekday_row.locator(".field-next_run")).to_have_text(LIST_TIME)
+        page.screenshot(path=SCREENSHOTS / "5-schedule-list.png", full_page=True)
+        layout = page.evaluate(WRAPPED_CELLS)
+        # Narrower, something has to give: only the timing in words may wrap.
+        page.set_viewport_size({"width": 1000, "height": 900})
+        narrow = page.evaluate(WRAPPED_CELLS)
+        page.screenshot(path=SCREENSHOTS / "6-schedule-list-narrow.png", full_page=True)
+        browser.close()
+
+    assert layout == {"wrapped": [], "overflow": 0}
+    assert narrow["wrapped"], "at 1000 px some cell should wrap; the check would see nothing"
+    assert {css_class for css_class, _ in narrow["wrapped"]} == {"field-timing_words"}

@@ -12,10 +12,10 @@ from django.core.exceptions import ValidationError
 from django_celery_beat.admin import PeriodicTaskForm
 from django_celery_beat.models import CrontabSchedule
 
-from . import catalogue, cron, services, timing
-from .beat_rows import CRONTAB_FIELDS, crontab_expression, crontab_row_expression
-from .errors import ConflictError
-from .models import TaskSchedule
+from .. import catalogue, cron, services, timing
+from ..beat_rows import CRONTAB_FIELDS, crontab_expression, crontab_row_expression
+from ..errors import ConflictError
+from ..models import TaskSchedule
 
 
 def _task_choices():
@@ -27,19 +27,19 @@ def _task_choices():
 
 class ScheduleForm(forms.ModelForm):
     task_name = forms.ChoiceField(
-        label="task",
+        label="Task",
         choices=_task_choices,
         help_text="Catalogue task beat sends, with the service id as its argument. Example: fetch_logs",
     )
     schedule_type = forms.ChoiceField(
-        label="type",
-        choices=[(timing.CRON, "cron expression"), (timing.INTERVAL, "fixed interval")],
+        label="Type",
+        choices=[(timing.CRON, "Cron expression"), (timing.INTERVAL, "Fixed interval")],
         initial=timing.CRON,
         widget=forms.RadioSelect,
         help_text="A cron expression runs at wall-clock times; an interval runs every N seconds.",
     )
     cron_expression = forms.CharField(
-        label="cron expression",
+        label="Cron expression",
         required=False,
         max_length=cron.MAX_EXPRESSION_LENGTH,
         help_text=(
@@ -49,18 +49,18 @@ class ScheduleForm(forms.ModelForm):
         ),
     )
     interval_seconds = forms.IntegerField(
-        label="interval (seconds)",
+        label="Interval (seconds)",
         required=False,
         help_text="For an interval: run every N seconds. Example: 900 (every 15 minutes). Leave empty for cron.",
     )
     timezone = forms.CharField(
-        label="time zone",
+        label="Time zone",
         initial=timing.UTC,
         max_length=timing.MAX_TIMEZONE_LENGTH,
         help_text="IANA name the cron expression is read in. Example: Europe/Paris. Interval schedules use UTC.",
     )
     enabled = forms.BooleanField(
-        label="enabled",
+        label="Enabled",
         required=False,
         initial=True,
         help_text="Beat sends only enabled schedules. Enabling never runs at once: "
