@@ -17,8 +17,10 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from luffy_admin.celery import app as celery_app
 from schedules import selectors, services
+from schedules.beat.clock import from_us, to_us
+from schedules.beat.publisher import task_id_for
+from schedules.beat.scheduler import FleetScheduler
 from schedules.models import Dispatch
-from schedules.scheduler import FleetScheduler, from_us, task_id_for, to_us
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,8 +73,7 @@ def scheduler(clock, monkeypatch):
     made = []
 
     def make():
-        instance = FleetScheduler(app=celery_app)
-        instance._clock = clock
+        instance = FleetScheduler(app=celery_app, clock=clock)
         made.append(instance)
         return instance
 
@@ -116,7 +117,7 @@ def test_next_dispatch_is_the_api_next_run_before_and_after_a_run(make_schedule,
 
     clock.at(first)
     beat.tick()
-    beat._flush()
+    beat.sync()
     assert [message["task_id"] for message in sent(broker)] == [task_id_for(schedule.periodic_task.name, to_us(first))]
     reread = fresh(schedule)
     assert reread.periodic_task.last_run_at == first
@@ -289,7 +290,6 @@ def test_a_new_leader_continues_after_the_last_claimed_slot(make_schedule, sched
     old.tick()
     slot = due_of(old, schedule)
     run(old, clock, slot + timedelta(seconds=0.5))
-    old._dirty.clear()
     old.close()
     # As if it was killed before writing the run state back.
     PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(last_run_at=None)
@@ -308,7 +308,7 @@ def test_only_the_lock_holder_dispatches(make_schedule, scheduler, clock, broker
     assert (leader.is_leader, standby.is_leader) == (True, False)
     assert standby.entries == {}
 
-    leader._lock.release()  # the session dies (the process was killed)
+    leader.lock.release()  # the session dies (the process was killed)
     clock.now += standby.lock_retry_seconds
     standby.tick()
     assert standby.is_leader

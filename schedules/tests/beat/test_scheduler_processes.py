@@ -24,7 +24,7 @@ from schedules.models import Dispatch, Service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCHEDULER = "schedules.scheduler:FleetScheduler"
 SERVICES = ("svc-a", "svc-b", "svc-c")
 POISON = ("poison-never-fires", "poison-broken-args", "poison-added-while-running")
