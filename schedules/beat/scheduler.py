@@ -20,13 +20,11 @@ logged, never raised, and the loop keeps going.
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
-
 from celery.beat import Scheduler
 from django.conf import settings
 from django.db import connection
 
-from .clock import MICROSECOND, from_us, microsecond_clock, seconds, us
+from .clock import from_us, microsecond_clock, seconds, us
 from .entries import Claim
 from .lock import LeaderLock
 from .publisher import Publisher, Send
@@ -70,12 +68,13 @@ class FleetScheduler(Scheduler):
             flush_every=us(self.flush_seconds),
             prune_every=us(self.prune_seconds),
             # Dispatch records older than this are deleted; the API shows the last 10 per schedule.
-            retention=timedelta(hours=getattr(settings, "LUFFY_BEAT_DISPATCH_RETENTION_HOURS", 24)) // MICROSECOND,
+            retention=us(getattr(settings, "LUFFY_BEAT_DISPATCH_RETENTION_HOURS", 24) * 3600),
             max_unsaved_claims=self.max_unsaved_claims,
         )
         self.publisher = Publisher(self.app, retry_every=us(self.broker_retry_seconds))
         self.lock = None if self.single else LeaderLock(connection.settings_dict)
         self.is_leader = self.single
+        self._lock_retry, self._max_sleep = us(self.lock_retry_seconds), us(self.max_interval)
         self._lock_check_at = 0
         self._announced = False
 
@@ -126,7 +125,7 @@ class FleetScheduler(Scheduler):
         self.store.keep_up(now)
         self._dispatch_due(now)
 
-        wake = min(self.store.wake_at, now + us(self.max_interval))
+        wake = min(self.store.wake_at, now + self._max_sleep)
         for due in (self.publisher.wake_at, self.table.earliest):
             if due is not None:
                 wake = min(wake, due)
@@ -143,7 +142,7 @@ class FleetScheduler(Scheduler):
             )
 
     def _check_leadership(self, now: int):
-        self._lock_check_at = now + us(self.lock_retry_seconds)
+        self._lock_check_at = now + self._lock_retry
         if self.is_leader:
             if not self.lock.alive():
                 self._step_down("the leader lock's database session was lost")
