@@ -64,10 +64,6 @@ class Publisher:
         self._producer = None
 
     @property
-    def pending_count(self) -> int:
-        return len(self._pending)
-
-    @property
     def wake_at(self) -> int | None:
         """When the next try is due, while sends are waiting."""
         return self._retry_at if self._pending else None

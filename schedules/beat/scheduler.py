@@ -20,6 +20,7 @@ logged, never raised, and the loop keeps going.
 import logging
 import time
 from collections.abc import Callable
+
 from celery.beat import Scheduler
 from django.conf import settings
 from django.db import connection

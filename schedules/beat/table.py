@@ -65,7 +65,12 @@ class Table:
         self._sequence = itertools.count()  # ties in the heap never compare entries
         self._timings: dict = {}
         self._shared: dict = {}
-        self.loaded = False
+        self._loaded = False
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the table holds the database's rows (a load finished since the last clear)."""
+        return self._loaded
 
     @property
     def entries(self) -> Mapping[int, Entry]:
@@ -92,7 +97,7 @@ class Table:
         self._rows.clear()
         self._unschedulable.clear()
         self._heap = []
-        self.loaded = False
+        self._loaded = False
 
     def finish_load(self):
         """Order the entries applied with ``push=False`` into the heap, once."""
@@ -102,7 +107,7 @@ class Table:
         # again and again (at 100k entries each full collection stalled a tick ~150 ms).
         gc.collect()
         gc.freeze()
-        self.loaded = True
+        self._loaded = True
 
     def apply(self, row, claimed_slot: int | None = None, push: bool = True) -> bool:
         """Bring memory in line with one row; False when it was already so.
