@@ -39,7 +39,7 @@ from rest_framework_api_key.models import APIKey
 from luffy_admin.celery import app as celery_app
 from schedules import health, selectors, services
 
-from .e2e import BeatLog, Process, Timings, WorkerCalls, database_url, shared_test_database, text_of, wait_for
+from ..e2e import BeatLog, Process, Timings, WorkerCalls, database_url, shared_test_database, text_of, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -5,27 +5,25 @@ schedules, two beats on the pytest database, rows inserted with SQL that no sche
 run, the active beat killed with SIGKILL, and the worker-side record of what arrived.
 """
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.db.models import Max
 from django.test import override_settings
 
 from schedules import services
 from schedules.models import Dispatch, Service
 
+from ..e2e import wait_for
+from .processes import ROOT, Processes, calls_in
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEDULER = "schedules.scheduler:FleetScheduler"
 SERVICES = ("svc-a", "svc-b", "svc-c")
 POISON = ("poison-never-fires", "poison-broken-args", "poison-added-while-running")
 
@@ -36,83 +34,6 @@ def database_url(settings_dict) -> str:
     host = settings_dict.get("HOST") or "127.0.0.1"
     port = settings_dict.get("PORT") or 5432
     return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
-
-
-class Processes:
-    """Celery processes started by a test, each logging to its own file; all stopped at the end."""
-
-    def __init__(self, tmp: Path, env: dict):
-        self.tmp, self.env, self.started = tmp, env, {}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = (self.tmp / f"{name}.log").open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", *args],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.started[name] = process
-        return process
-
-    def beat(self, name: str) -> subprocess.Popen:
-        return self.start(
-            name,
-            "-A",
-            "luffy_admin",
-            "beat",
-            "-S",
-            SCHEDULER,
-            "--pidfile=",
-            "-s",
-            str(self.tmp / f"{name}-schedule"),
-            "--loglevel",
-            "INFO",
-        )
-
-    def worker(self, queue: str) -> subprocess.Popen:
-        return self.start(
-            "worker",
-            "-A",
-            "demo.worker",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "-n",
-            f"fleet-{queue}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        )
-
-    def log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text()
-
-    def wait_for(self, name: str, text: str, timeout: float = 30) -> float:
-        """Block until ``text`` is in the process's log; returns the time it was seen."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if text in self.log(name):
-                return time.time()
-            if self.started[name].poll() is not None:
-                raise AssertionError(f"{name} exited early:\n{self.log(name)}")
-            time.sleep(0.05)
-        raise AssertionError(f"{name} never logged {text!r}:\n{self.log(name)}")
-
-    def stop_all(self):
-        for process in self.started.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.started.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @dataclass
@@ -135,6 +56,12 @@ def insert_poison_row(name: str, queue: str, *, crontab_id=None, interval_id=Non
             "'', '{}', %s, %s, %s)",
             [name, args, interval_id, crontab_id, queue],
         )
+
+
+def every_schedule_sent_after(moment: float) -> bool:
+    """Each service's schedule has a claimed slot later than ``moment``."""
+    last = Dispatch.objects.values("periodic_task_name").annotate(last=Max("slot"))
+    return len(last) == len(SERVICES) and all(row["last"].timestamp() > moment for row in last)
 
 
 @pytest.fixture(scope="session")
@@ -189,15 +116,24 @@ def failover_run(django_db_setup, django_db_blocker, tmp_path_factory):
             processes.started["beat-a"].send_signal(signal.SIGKILL)
             killed_at = time.time()
             took_over_at = processes.wait_for("beat-b", "took the leader lock", timeout=15)
-            time.sleep(6)
+            wait_for(
+                lambda: every_schedule_sent_after(took_over_at + 4),
+                timeout=20,
+                what="the new leader to dispatch for four seconds",
+            )
             processes.started["beat-b"].send_signal(signal.SIGTERM)
             processes.started["beat-b"].wait(timeout=15)
-            time.sleep(2)  # let the worker take what is queued
+            dispatched = set(Dispatch.objects.values_list("task_id", flat=True))
+            wait_for(
+                lambda: dispatched <= {call["task_id"] for call in calls_in(record)},
+                timeout=20,
+                what="the worker to run every dispatched slot",
+            )
         finally:
             processes.stop_all()
         exit_codes = {name: process.returncode for name, process in processes.started.items()}
         logs = {name: processes.log(name) for name in processes.started}
-        received = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+        received = calls_in(record)
         dispatches = list(Dispatch.objects.values("periodic_task_name", "slot", "task_id", "sent_at"))
         for service in Service.objects.filter(id__in=SERVICES):
             services.service_delete(actor=actor, service=service)

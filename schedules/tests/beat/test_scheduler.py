@@ -17,8 +17,13 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from luffy_admin.celery import app as celery_app
 from schedules import selectors, services
+from schedules.beat.clock import from_us, to_us
+from schedules.beat.lock import LOCK_KEY
+from schedules.beat.publisher import task_id_for
+from schedules.beat.scheduler import FleetScheduler
 from schedules.models import Dispatch
-from schedules.scheduler import FleetScheduler, from_us, task_id_for, to_us
+
+from ..e2e import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,14 +31,19 @@ QUEUE = "default"  # the catalogue's queue
 
 
 class Clock:
-    def __init__(self):
-        self.now = datetime.now(UTC).timestamp()
+    """The time a test sets, to the microsecond (the scheduler's unit), read as ``time.time`` reads it."""
 
-    def __call__(self):
-        return self.now
+    def __init__(self):
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> float:
+        return self.now.timestamp()
 
     def at(self, moment: datetime):
-        self.now = moment.timestamp()
+        self.now = moment
+
+    def advance(self, seconds: float):
+        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -71,21 +81,42 @@ def scheduler(clock, monkeypatch):
     made = []
 
     def make():
-        instance = FleetScheduler(app=celery_app)
-        instance._clock = clock
+        instance = FleetScheduler(app=celery_app, clock=clock)
         made.append(instance)
         return instance
 
     yield make
     for instance in made:
         instance.close()
+    wait_for_the_lock_to_go()
+
+
+def wait_for_the_lock_to_go():
+    """Block until no session holds the leader lock.
+
+    PostgreSQL frees a closed session's locks a moment after the client hangs up; a beat that
+    tries in between finds the lock taken and stays a standby.
+    """
+    if connection.vendor != "postgresql":
+        return
+
+    def free():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = %s "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+                [LOCK_KEY],
+            )
+            return cursor.fetchone()[0]
+
+    wait_for(free, timeout=10, interval=0.01, what="PostgreSQL to end the leader lock's session")
 
 
 def run(scheduler, clock, until: datetime, step=0.25):
     """Tick through simulated time up to ``until``."""
-    while clock.now <= until.timestamp():
+    while clock.now <= until:
         scheduler.tick()
-        clock.now += step
+        clock.advance(step)
 
 
 def due_of(instance, schedule) -> datetime | None:
@@ -116,7 +147,7 @@ def test_next_dispatch_is_the_api_next_run_before_and_after_a_run(make_schedule,
 
     clock.at(first)
     beat.tick()
-    beat._flush()
+    beat.sync()
     assert [message["task_id"] for message in sent(broker)] == [task_id_for(schedule.periodic_task.name, to_us(first))]
     reread = fresh(schedule)
     assert reread.periodic_task.last_run_at == first
@@ -192,10 +223,10 @@ def test_changes_are_picked_up_one_row_at_a_time(make_schedule, actor, scheduler
         PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(enabled=False)
     else:
         CrontabSchedule.objects.filter(pk=schedule.periodic_task.crontab_id).update(minute="45")
-    clock.now += beat.poll_seconds
+    clock.advance(beat.poll_seconds)
     beat.tick()
     if change.startswith("sql"):
-        clock.now += beat.reconcile_seconds
+        clock.advance(beat.reconcile_seconds)
         beat.tick()
 
     if expected is None:
@@ -249,7 +280,7 @@ def test_an_unschedulable_row_is_skipped_and_logged_by_name(
         name = _insert_poison(kind, good.periodic_task)
     slot = due_of(beat, good)
     run(beat, clock, slot + timedelta(seconds=1))
-    clock.now += beat.reconcile_seconds
+    clock.advance(beat.reconcile_seconds)
     beat.tick()
     assert [message["name"] for message in sent(broker)] == [good.periodic_task.name]
     about_it = [record for record in caplog.records if name in record.getMessage()]
@@ -289,8 +320,8 @@ def test_a_new_leader_continues_after_the_last_claimed_slot(make_schedule, sched
     old.tick()
     slot = due_of(old, schedule)
     run(old, clock, slot + timedelta(seconds=0.5))
-    old._dirty.clear()
     old.close()
+    wait_for_the_lock_to_go()
     # As if it was killed before writing the run state back.
     PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(last_run_at=None)
 
@@ -308,12 +339,13 @@ def test_only_the_lock_holder_dispatches(make_schedule, scheduler, clock, broker
     assert (leader.is_leader, standby.is_leader) == (True, False)
     assert standby.entries == {}
 
-    leader._lock.release()  # the session dies (the process was killed)
-    clock.now += standby.lock_retry_seconds
+    leader.lock.release()  # the session dies (the process was killed)
+    wait_for_the_lock_to_go()
+    clock.advance(standby.lock_retry_seconds)
     standby.tick()
     assert standby.is_leader
     assert due_of(standby, schedule) == selectors.schedule_next_run(fresh(schedule))
-    clock.now += leader.lock_retry_seconds
+    clock.advance(leader.lock_retry_seconds)
     leader.tick()
     assert leader.is_leader is False
 
@@ -323,7 +355,7 @@ def test_slots_missed_for_longer_than_a_period_are_sent_once(make_schedule, sche
     schedule = make_schedule(schedule_type="interval", interval_seconds=60)
     PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(last_run_at=datetime.now(UTC) - timedelta(hours=2))
     beat = scheduler()
-    run(beat, clock, datetime.fromtimestamp(clock.now, UTC) + timedelta(seconds=5))
+    run(beat, clock, clock.now + timedelta(seconds=5))
     assert len(sent(broker)) == 1
 
 
@@ -331,7 +363,7 @@ def test_dispatch_records_are_kept_for_the_retention_and_the_last_ten_listed(mak
     """Each send is recorded; records past the retention go; the selector lists the newest ten."""
     schedule = make_schedule(schedule_type="interval", interval_seconds=60)
     name = schedule.periodic_task.name
-    now = datetime.fromtimestamp(clock.now, UTC)
+    now = clock.now
     slots = [now - timedelta(minutes=minutes) for minutes in range(1, 13)] + [now - timedelta(days=2)]
     Dispatch.objects.bulk_create(
         [

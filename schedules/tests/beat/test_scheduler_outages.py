@@ -20,19 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from .test_scheduler_processes import ROOT, Processes
+from ..e2e import free_port, wait_for
+from .processes import ROOT, Processes, calls_in
 
 pytestmark = pytest.mark.e2e
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 MODES = ("leader-lock", "single")
 POSTGRES_DOWN, REDIS_DOWN = 4, 5
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def as_postgres(*command, **kwargs):
@@ -141,6 +136,30 @@ def services_of(mode: str) -> list[str]:
     return [f"{mode}-{n}" for n in range(2)]
 
 
+def dispatches_of(cluster: Cluster, mode: str) -> list[tuple[str, float, float, str]]:
+    """The mode's dispatch records: (entry name, slot, sent at, task id), times in epoch seconds."""
+    rows = cluster.psql(
+        mode.replace("-", "_"),
+        "SELECT periodic_task_name, extract(epoch FROM slot), extract(epoch FROM sent_at), task_id "
+        "FROM schedules_dispatch",
+    )
+    return [
+        (name, float(slot), float(sent_at), task_id)
+        for name, slot, sent_at, task_id in (line.split("|") for line in rows.split())
+    ]
+
+
+def every_schedule_sent_after(cluster: Cluster, moment: float) -> bool:
+    """Each schedule of each mode has a claimed slot later than ``moment``."""
+    for mode in MODES:
+        last = {}
+        for name, slot, _, _ in dispatches_of(cluster, mode):
+            last[name] = max(slot, last.get(name, slot))
+        if len(last) < len(services_of(mode)) or min(last.values()) <= moment:
+            return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def outage_run():
     missing = [tool for tool in ("redis-server", "psql") if shutil.which(tool) is None]
@@ -196,39 +215,54 @@ def outage_run():
             )
             processes.beat(mode)
             processes.wait_for(mode, "loaded 2 schedules")
-        time.sleep(3)
+        all_services = [service_id for mode in MODES for service_id in services_of(mode)]
+        wait_for(
+            lambda: all(
+                sum(call["service_id"] == service_id for call in calls_in(record)) >= 2 for service_id in all_services
+            ),
+            timeout=20,
+            what="the worker to run two slots of every schedule before the outages",
+        )
         marks["postgres_down"] = time.time()
         cluster.stop()
-        time.sleep(POSTGRES_DOWN)
+        time.sleep(POSTGRES_DOWN)  # the outage's length, not a wait
         cluster.start()
         marks["postgres_up"] = time.time()
-        time.sleep(5)
+        wait_for(
+            lambda: every_schedule_sent_after(cluster, marks["postgres_up"]),
+            timeout=20,
+            interval=0.2,
+            what="both beats to dispatch again after PostgreSQL came back",
+        )
         marks["redis_down"] = time.time()
         broker.stop()
-        time.sleep(REDIS_DOWN)
+        time.sleep(REDIS_DOWN)  # the outage's length, not a wait
         broker.start()
         marks["redis_up"] = time.time()
-        time.sleep(6)
+        # Three seconds of slots after Redis is back: the tests check dispatch goes on.
+        wait_for(
+            lambda: every_schedule_sent_after(cluster, marks["redis_up"] + 3),
+            timeout=20,
+            interval=0.2,
+            what="both beats to dispatch for three seconds after Redis came back",
+        )
         alive = {name: process.poll() is None for name, process in processes.started.items()}
         for mode in MODES:
             processes.started[mode].send_signal(signal.SIGTERM)
             processes.started[mode].wait(timeout=20)
-        time.sleep(2)
+        dispatched = {task_id for mode in MODES for _, _, _, task_id in dispatches_of(cluster, mode)}
+        wait_for(
+            lambda: dispatched <= {call["task_id"] for call in calls_in(record)},
+            timeout=20,
+            what="the worker to run every dispatched slot",
+        )
     finally:
         processes.stop_all()
         logs = {name: processes.log(name) for name in processes.started}
         dispatches = {}
         try:
             for mode in MODES:
-                rows = cluster.psql(
-                    mode.replace("-", "_"),
-                    "SELECT periodic_task_name, extract(epoch FROM slot), "
-                    "extract(epoch FROM sent_at), task_id FROM schedules_dispatch",
-                )
-                dispatches[mode] = [
-                    (name, float(slot), float(sent_at), task_id)
-                    for name, slot, sent_at, task_id in (line.split("|") for line in rows.split())
-                ]
+                dispatches[mode] = dispatches_of(cluster, mode)
         finally:
             if broker.process and broker.process.poll() is None:
                 broker.stop()
@@ -249,7 +283,7 @@ def outage_run():
                 else [str(PG_BIN / "pg_ctl"), "-D", str(cluster.data), "-m", "immediate", "stop"],
                 capture_output=True,
             )
-    received = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    received = calls_in(record)
     exit_codes = {name: process.returncode for name, process in processes.started.items()}
     shutil.rmtree(root, ignore_errors=True)
     return OutageRun(received, dispatches, marks, alive, exit_codes, logs)

@@ -1,0 +1,90 @@
+"""Leadership on PostgreSQL: an advisory lock held by a session of its own, and claims made on it."""
+
+import logging
+import zlib
+
+from ..models import Dispatch
+from .clock import from_us, to_us
+from .entries import Claim
+
+logger = logging.getLogger(__name__)
+
+LOCK_KEY = zlib.crc32(b"luffy-admin fleet beat")
+
+
+class LeaderLock:
+    """A PostgreSQL advisory lock held by a dedicated session.
+
+    The lock lives as long as the session: if the server, the network or this process goes, the
+    lock is gone and another beat may take it. Claims are written on the same session, so a
+    claim that succeeds proves the lock was still held when the slot was claimed.
+    """
+
+    def __init__(self, database: dict):
+        self._database = database
+        self._conn = None
+
+    def _connect(self):
+        import psycopg2
+
+        options = self._database.get("OPTIONS", {})
+        self._conn = psycopg2.connect(
+            dbname=self._database["NAME"],
+            user=self._database.get("USER") or None,
+            password=self._database.get("PASSWORD") or None,
+            host=self._database.get("HOST") or None,
+            port=self._database.get("PORT") or None,
+            connect_timeout=options.get("connect_timeout", 5),
+            application_name="luffy-beat-lock",
+            # A dead peer must end the session within seconds, releasing the lock (fail closed).
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=2,
+            options="-c statement_timeout=5000",
+        )
+        self._conn.autocommit = True
+
+    def acquire(self) -> bool:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._connect()
+            with self._conn.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+                return bool(cursor.fetchone()[0])
+        except Exception as exc:  # psycopg2.Error and socket errors alike: not the leader
+            logger.warning("beat: cannot reach PostgreSQL for the leader lock: %s", exc)
+            self.release()
+            return False
+
+    def alive(self) -> bool:
+        try:
+            with self._conn.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return True
+        except Exception:
+            self.release()
+            return False
+
+    def claim(self, claims: list[Claim]) -> set[tuple[str, int]]:
+        """Insert the claims; return the (name, slot) pairs now ours. Raises once the session is gone."""
+        from psycopg2.extras import execute_values
+
+        with self._conn.cursor() as cursor:
+            claimed = execute_values(
+                cursor,
+                f"INSERT INTO {Dispatch._meta.db_table} (periodic_task_name, slot, task_id, sent_at) "
+                "VALUES %s ON CONFLICT DO NOTHING RETURNING periodic_task_name, slot",
+                [(name, from_us(slot), task_id, from_us(sent_at)) for name, slot, task_id, sent_at in claims],
+                fetch=True,
+            )
+        return {(name, to_us(slot)) for name, slot in claimed}
+
+    def release(self):
+        """End the session, and with it the lock (a test's stand-in for a killed process)."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # already dead: closing is all that was left to do
+                pass
+        self._conn = None

@@ -1,0 +1,139 @@
+"""Claimed slots on their way to the broker: kept in order, retried while the broker refuses them."""
+
+import json
+import logging
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+from .clock import from_us, seconds
+from .entries import CATCH_UP, Entry
+
+logger = logging.getLogger(__name__)
+
+
+def task_id_for(name: str, slot: int) -> str:
+    """The same entry and slot always give the same Celery task id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"luffy-beat:{name}@{slot}"))
+
+
+@dataclass
+class Send:
+    """A claimed slot waiting for the broker."""
+
+    name: str
+    task: str
+    args: str
+    kwargs: str
+    headers: str
+    options: dict
+    slot: int
+    task_id: str
+    period: int
+    stale_at: int
+
+    @classmethod
+    def of(cls, entry: Entry) -> "Send":
+        """The send for the entry's due slot."""
+        slot = entry.due
+        period = entry.expire_us if entry.expire_us is not None else entry.timing.after(slot) - slot
+        return cls(
+            name=entry.name,
+            task=entry.task,
+            args=entry.args,
+            kwargs=entry.kwargs,
+            headers=entry.headers,
+            options=entry.options,
+            slot=slot,
+            task_id=task_id_for(entry.name, slot),
+            period=period,
+            stale_at=slot + max(period, CATCH_UP),
+        )
+
+
+class Publisher:
+    """Sends waiting for the broker, oldest first, and the broker connection they go through."""
+
+    def __init__(self, app, *, retry_every: int):
+        self._app = app
+        self._retry_every = retry_every
+        self._pending: deque[Send] = deque()
+        self._retry_at = 0
+        self._broker_down = False
+        self._connection = None
+        self._producer = None
+
+    @property
+    def wake_at(self) -> int | None:
+        """When the next try is due, while sends are waiting."""
+        return self._retry_at if self._pending else None
+
+    def add(self, send: Send):
+        self._pending.append(send)
+
+    def drain(self, now: int):
+        """Publish waiting sends in order; on a broker error keep the rest for the next try."""
+        if now < self._retry_at:
+            return
+        while self._pending:
+            send = self._pending[0]
+            if send.stale_at < now:
+                self._pending.popleft()
+                logger.error(
+                    "beat: %s slot %s went stale before the broker took it; not sent", send.name, from_us(send.slot)
+                )
+                continue
+            try:
+                self._publish(send, now)
+            except Exception as exc:  # kombu raises transport-specific errors
+                self.close()
+                self._retry_at = now + self._retry_every
+                if not self._broker_down:
+                    logger.error(
+                        "beat: broker refused %s slot %s (%s); keeping %d sends, retrying every %s s",
+                        send.name,
+                        from_us(send.slot),
+                        exc,
+                        len(self._pending),
+                        seconds(self._retry_every),
+                    )
+                self._broker_down = True
+                return
+            if self._broker_down:
+                logger.info("beat: broker reachable again; sending %d waiting slots", len(self._pending))
+                self._broker_down = False
+            self._pending.popleft()
+
+    def _publish(self, send: Send, now: int):
+        if self._producer is None:
+            # No reconnect loop inside a send (kombu's default retries for seconds): a refused
+            # send goes back to the queue and the tick goes on; the next try is ours to time.
+            self._connection = self._app.connection_for_write(
+                transport_options=dict(self._app.conf.broker_transport_options, max_retries=0)
+            )
+            self._producer = self._app.amqp.Producer(self._connection, auto_declare=False)
+        logger.info("beat: sending %s (%s) for %s", send.name, send.task, from_us(send.slot))
+        # The headers the stock scheduler sends: the worker side knows the entry by its name.
+        headers = dict(json.loads(send.headers), periodic_task_name=send.name, celery_beat_task=True)
+        self._app.send_task(
+            send.task,
+            json.loads(send.args),
+            json.loads(send.kwargs),
+            task_id=send.task_id,
+            producer=self._producer,
+            retry=False,
+            # Stale once the next slot is due: a lagging worker pool skips it instead of
+            # replaying a pile of old runs.
+            expires=from_us(max(send.slot, now) + send.period),
+            headers=headers,
+            **send.options,
+        )
+
+    def close(self):
+        """Drop the broker connection; the next send opens a fresh one."""
+        if self._connection is not None:
+            try:
+                self._connection.release()
+            except Exception:  # already broken; dropping it is the point
+                pass
+        self._connection = self._producer = None

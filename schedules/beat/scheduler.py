@@ -1,0 +1,190 @@
+"""FleetScheduler: the celery beat loop over the fleet scheduler's parts.
+
+It reads django-celery-beat's own tables, so the admin, the API and the stock
+``DatabaseScheduler`` (``celery beat -S django``) stay interchangeable. Where the stock
+scheduler reloads every row after any change and compares every entry on every tick, this one
+keeps a heap of next due times (``table``), takes changes in one row at a time and writes run
+state back in batches (``store``), claims each slot in ``schedules.Dispatch`` before sending it
+(the claim is the recent-dispatch record and what keeps a slot single across a failover), and
+keeps sends the broker refused, in order, until they go or go stale (``publisher``).
+
+On PostgreSQL it dispatches only while it holds an advisory lock on a dedicated connection
+and makes its claims on that connection (``lock``), so a beat whose lock session died cannot
+send (fails closed): any number of beats may run, one dispatches. On SQLite, or with
+``LUFFY_BEAT_SINGLE=true``, there is no lock: run exactly one beat.
+
+A row it cannot schedule is skipped and logged by name; database and broker outages are
+logged, never raised, and the loop keeps going.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+
+from celery.beat import Scheduler
+from django.conf import settings
+from django.db import connection
+
+from .clock import from_us, microsecond_clock, seconds, us
+from .entries import Claim
+from .lock import LeaderLock
+from .publisher import Publisher, Send
+from .store import Store
+from .table import Table
+
+logger = logging.getLogger(__name__)
+
+
+class FleetScheduler(Scheduler):
+    """Celery beat scheduler: ``celery -A luffy_admin beat -S schedules.scheduler:FleetScheduler``.
+
+    ``clock`` (float seconds since the epoch) is ``time.time`` for celery; tests hand in their own.
+    """
+
+    poll_seconds = 0.5
+    reconcile_seconds = 60.0
+    reconcile_page = 500
+    flush_seconds = 2.0
+    lock_retry_seconds = 1.0
+    broker_retry_seconds = 1.0
+    prune_seconds = 60.0
+    max_batch = 500
+    # Claims buffered while the database is down (single-beat mode); the oldest go first.
+    max_unsaved_claims = 100_000
+
+    def __init__(self, *args, clock: Callable[[], float] = time.time, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_interval = min(self.max_interval, 1.0)
+        self.single = getattr(settings, "LUFFY_BEAT_SINGLE", False) or connection.vendor != "postgresql"
+        self._now = microsecond_clock(clock)
+        self.table = Table(clock=self._now)
+        self.store = Store(
+            self.table,
+            app=self.app,
+            clock=self._now,
+            single=self.single,
+            poll_every=us(self.poll_seconds),
+            reconcile_every=us(self.reconcile_seconds),
+            reconcile_page=self.reconcile_page,
+            flush_every=us(self.flush_seconds),
+            prune_every=us(self.prune_seconds),
+            # Dispatch records older than this are deleted; the API shows the last 10 per schedule.
+            retention=us(getattr(settings, "LUFFY_BEAT_DISPATCH_RETENTION_HOURS", 24) * 3600),
+            max_unsaved_claims=self.max_unsaved_claims,
+        )
+        self.publisher = Publisher(self.app, retry_every=us(self.broker_retry_seconds))
+        self.lock = None if self.single else LeaderLock(connection.settings_dict)
+        self.is_leader = self.single
+        self._lock_retry, self._max_sleep = us(self.lock_retry_seconds), us(self.max_interval)
+        self._lock_check_at = 0
+        self._announced = False
+
+    @property
+    def entries(self):
+        """The runnable entries by row id, read-only (empty while not the leader)."""
+        return self.table.entries
+
+    # --- celery beat's interface --------------------------------------------------------------
+
+    def setup_schedule(self):
+        """Nothing at start-up: the first tick loads, so a lazy instance never touches the database."""
+
+    def should_sync(self):
+        return False  # run state is flushed from tick() on its own clock
+
+    def sync(self):
+        if self.is_leader:
+            self.store.flush()
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            self.publisher.close()
+            if self.lock is not None:
+                self.lock.release()
+
+    @property
+    def info(self):
+        mode = "single beat, no leader lock" if self.single else "PostgreSQL advisory lock, standbys allowed"
+        return f"    . fleet scheduler -> {mode}"
+
+    def tick(self, *args, **kwargs):
+        """One pass: keep leadership and state fresh, then send what is due. Returns seconds to sleep."""
+        now = self._now()
+        if not self._announced:
+            self._announced = True
+            self._announce_single()
+        # Claimed slots are this beat's to send, leader or not: no other beat will.
+        self.publisher.drain(now)
+        if not self.single and now >= self._lock_check_at:
+            self._check_leadership(now)
+        if not self.is_leader:
+            return self.lock_retry_seconds
+        if not self.table.loaded and not self.store.load():
+            return self.lock_retry_seconds
+        self.store.keep_up(now)
+        self._dispatch_due(now)
+
+        wake = min(self.store.wake_at, now + self._max_sleep)
+        for due in (self.publisher.wake_at, self.table.earliest):
+            if due is not None:
+                wake = min(wake, due)
+        return seconds(max(0, wake - self._now()))
+
+    # --- leadership ---------------------------------------------------------------------------
+
+    def _announce_single(self):
+        if self.single:
+            logger.warning(
+                "beat: no leader lock (%s): run exactly one beat against this database, "
+                "or each of them sends every schedule",
+                "SQLite" if connection.vendor == "sqlite" else "LUFFY_BEAT_SINGLE",
+            )
+
+    def _check_leadership(self, now: int):
+        self._lock_check_at = now + self._lock_retry
+        if self.is_leader:
+            if not self.lock.alive():
+                self._step_down("the leader lock's database session was lost")
+            return
+        if self.lock.acquire():
+            logger.info("beat: took the leader lock; loading the schedule")
+            self.is_leader = True
+
+    def _step_down(self, why: str):
+        """Stop sending at once; another beat may hold the lock by now (fail closed)."""
+        logger.error("beat: stopped dispatching: %s; waiting to take the lock again", why)
+        self.is_leader = False
+        self.table.clear()
+        self.store.reset()
+        self.lock.release()
+
+    # --- dispatch -----------------------------------------------------------------------------
+
+    def _dispatch_due(self, now: int):
+        """Claim every due slot (up to ``max_batch``), queue the sends, move the entries on."""
+        batch = self.table.pop_due(now, self.max_batch)
+        if not batch:
+            return
+        sends = [Send.of(entry) for entry in batch]
+        claimed = self._claim([Claim(send.name, send.slot, send.task_id, now) for send in sends])
+        if claimed is None:
+            return  # no longer the leader: the state went with the lock
+        for entry, send in zip(batch, sends, strict=True):
+            if (send.name, send.slot) in claimed:
+                self.publisher.add(send)
+            else:
+                logger.warning("beat: %s slot %s was already sent; not sending it again", send.name, from_us(send.slot))
+            self.table.advance(entry)
+            self.store.record_run(entry)
+        self.publisher.drain(now)
+
+    def _claim(self, claims: list[Claim]) -> set[tuple[str, int]] | None:
+        if self.single:
+            return self.store.claim(claims)
+        try:
+            return self.lock.claim(claims)
+        except Exception as exc:  # the lock session is gone: so is the right to send
+            self._step_down(f"claiming slots failed ({exc})")
+            return None

@@ -1,0 +1,321 @@
+"""The database side: reading rows into the table, writing run state and claims back.
+
+- Changes are taken in incrementally: every ``poll_every`` the rows whose ``date_changed``
+  moved, and deletions with one aggregate when ``PeriodicTasks.last_update`` moved without a
+  saved row to explain it. A paced reconciliation walks the whole table once per
+  ``reconcile_every`` to catch what bypasses both (SQL, bulk updates, edited crontab rows).
+- Run state (``last_run_at`` = the slot sent, ``total_run_count``) goes back in batches every
+  ``flush_every`` with an UPDATE, never ``save()``: ``date_changed`` stays as it is and no
+  change is signalled, so its own writes never trigger a reload.
+- In single-beat mode the claims are written here (with the leader lock, on the lock's
+  session); during an outage they wait in memory.
+
+A database outage is logged once and never raised: every query goes through ``_db``.
+"""
+
+import logging
+import time
+from collections import deque
+from datetime import timedelta
+
+from django.db import DatabaseError, InterfaceError, connection, transaction
+from django.db.models import Count, F, Max, Sum
+from django_celery_beat.models import PeriodicTask, PeriodicTasks
+from django_celery_beat.schedulers import ModelEntry
+
+from ..models import Dispatch
+from .clock import MICROSECOND, Clock, from_us, to_us
+from .entries import Claim, Entry
+from .table import ROW_FIELDS, Table
+
+logger = logging.getLogger(__name__)
+
+# Each poll reads the rows whose date_changed is later than the previous poll minus this: a
+# transaction stamps date_changed when it saves and becomes visible only when it commits (and
+# the writer's clock may run behind ours). Later than that, the reconciliation catches it.
+COMMIT_LAG = timedelta(seconds=10) // MICROSECOND
+# How long after a row's date_changed django-celery-beat's change stamp may follow it.
+STAMP_SLACK = timedelta(seconds=2) // MICROSECOND
+# How far back a new leader reads dispatch claims the old leader may not have written back.
+CLAIM_LOOKBACK = timedelta(minutes=10) // MICROSECOND
+
+
+def _database_errors():
+    import psycopg2
+
+    return (DatabaseError, InterfaceError, psycopg2.Error)
+
+
+def _us_or_none(moment) -> int | None:
+    return None if moment is None else to_us(moment)
+
+
+class Store:
+    """What the scheduler reads from and writes to the database, and when it last did."""
+
+    def __init__(
+        self,
+        table: Table,
+        *,
+        app,
+        clock: Clock,
+        single: bool,
+        poll_every: int,
+        reconcile_every: int,
+        reconcile_page: int,
+        flush_every: int,
+        prune_every: int,
+        retention: int,
+        max_unsaved_claims: int,
+    ):
+        self._table = table
+        self._app = app
+        self._now = clock
+        self._single = single
+        self._poll_every, self._reconcile_every, self._page_size = poll_every, reconcile_every, reconcile_page
+        self._flush_every, self._prune_every, self._retention = flush_every, prune_every, retention
+        self._db_down = False
+        self._polled_at = 0  # the change bookmarks, set by each load and poll
+        self._last_update: int | None = None
+        self._reconcile_cursor = 0
+        self._next = {"poll": 0, "reconcile": 0, "flush": 0, "prune": 0}
+        self._dirty: dict[int, tuple[int, int, int]] = {}  # id -> (anchor, runs, date_changed)
+        # Claims made while the database is down (single-beat mode); the oldest go first.
+        self._unsaved_claims: deque[Claim] = deque(maxlen=max_unsaved_claims)
+
+    @property
+    def wake_at(self) -> int:
+        """When the next poll or reconciliation page is due."""
+        return min(self._next["poll"], self._next["reconcile"])
+
+    def keep_up(self, now: int):
+        """Take in changes, write run state back, prune: each when its time has come."""
+        if now >= self._next["poll"]:
+            self._next["poll"] = now + self._poll_every
+            self.pick_up_changes()
+        if now >= self._next["reconcile"]:
+            self._reconcile_page(now)
+        if self._dirty and now >= self._next["flush"]:
+            self._next["flush"] = now + self._flush_every
+            self.flush()
+        if now >= self._next["prune"]:
+            self._next["prune"] = now + self._prune_every
+            self._prune()
+        if self._unsaved_claims and not self._db_down:
+            self._db("recording dispatches made during the outage", self._save_unsaved_claims)
+
+    def reset(self):
+        """After a step-down: the run state not written is the next leader's to rebuild."""
+        self._dirty.clear()
+        try:
+            connection.close()  # most likely dead too; the next load opens a fresh one
+        except _database_errors():
+            pass
+
+    def _db(self, what: str, work):
+        """Run ``work()`` against the database; on an outage log once and return None."""
+        try:
+            result = work()
+        except _database_errors() as exc:
+            if not self._db_down:
+                logger.error(
+                    "beat: database unreachable while %s (%s)%s",
+                    what,
+                    exc,
+                    "; dispatching from memory" if self._single else "",
+                )
+            self._db_down = True
+            try:
+                connection.close()
+            except _database_errors():
+                pass
+            return None
+        if self._db_down:
+            logger.info("beat: database reachable again; reconciling")
+            self._db_down = False
+            self._reconcile_cursor = 0
+            self._next["reconcile"] = 0
+        return result
+
+    # --- rows into the table ------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """Fill the table from scratch, continuing after the last claimed slot of each entry."""
+        started = time.perf_counter()
+        table = self._table
+        table.clear()
+
+        def load():
+            self._install_configured_entries()
+            claimed = dict(
+                Dispatch.objects.filter(sent_at__gte=from_us(self._now() - CLAIM_LOOKBACK))
+                .values_list("periodic_task_name")
+                .annotate(last=Max("slot"))
+            )
+            last_update = PeriodicTasks.last_change()
+            # Streamed in chunks: the whole table is never held as rows next to the entries.
+            for row in PeriodicTask.objects.values_list(*ROW_FIELDS, named=True).order_by("id").iterator(2000):
+                table.apply(row, claimed_slot=_us_or_none(claimed.get(row.name)), push=False)
+            return _us_or_none(last_update)
+
+        polled_at = self._now()
+        loaded = self._db("loading the schedule", load)
+        if loaded is None:
+            table.clear()
+            return False
+        self._last_update, self._polled_at = loaded, polled_at
+        table.finish_load()
+        self._reconcile_cursor = 0
+        self._next["reconcile"] = self._now() + self._reconcile_every
+        logger.info(
+            "beat: loaded %d schedules (%d enabled, %d unschedulable) in %.2f s",
+            *table.counts(),
+            time.perf_counter() - started,
+        )
+        return True
+
+    def _install_configured_entries(self):
+        """Put ``beat_schedule`` (beat's heartbeat) into the table, as the stock scheduler does at start."""
+        for name, fields in self._app.conf.beat_schedule.items():
+            ModelEntry.from_entry(name, app=self._app, **fields)
+
+    def pick_up_changes(self):
+        """Take in the rows saved since the last look, and deletions when the change stamp says so."""
+        polled_at = self._now()
+        since = from_us(self._polled_at - COMMIT_LAG)
+
+        def poll():
+            changed = PeriodicTask.objects.filter(date_changed__gt=since).values_list(*ROW_FIELDS, named=True)
+            return list(changed), _us_or_none(PeriodicTasks.last_change())
+
+        polled = self._db("polling for changes", poll)
+        if polled is None:
+            return
+        rows, last_update = polled
+        self._polled_at = polled_at
+        changed = [row for row in rows if self._table.apply(row)]
+        stamp_moved = last_update is not None and last_update != self._last_update
+        self._last_update = last_update
+        # django-celery-beat stamps PeriodicTasks on every instance save and delete. A save
+        # shows up above with a date_changed just before the stamp; a stamp nothing explains
+        # is a delete, worth one aggregate over the table (a delete next to a save within one
+        # poll is left to the reconciliation).
+        if stamp_moved and not any(0 <= last_update - to_us(row.date_changed) < STAMP_SLACK for row in changed):
+            self._find_deletions()
+
+    def _find_deletions(self):
+        known = self._table.row_ids
+        totals = self._db(
+            "looking for deleted rows", lambda: PeriodicTask.objects.aggregate(count=Count("id"), total=Sum("id"))
+        )
+        if totals is None or (totals["count"], totals["total"] or 0) == (len(known), sum(known)):
+            return
+        ids = self._db("looking for deleted rows", lambda: set(PeriodicTask.objects.values_list("id", flat=True)))
+        if ids is not None:
+            for row_id in [row_id for row_id in known if row_id not in ids]:
+                self._table.forget(row_id)
+
+    def _reconcile_page(self, now: int):
+        """Compare one page of rows (by id) with memory; a full pass takes ``reconcile_every``."""
+        cursor = self._reconcile_cursor
+        page = self._db(
+            "reconciling",
+            lambda: list(
+                PeriodicTask.objects.filter(id__gt=cursor)
+                .order_by("id")
+                .values_list(*ROW_FIELDS, named=True)[: self._page_size]
+            ),
+        )
+        pages = max(1, -(-len(self._table.row_ids) // self._page_size))
+        self._next["reconcile"] = now + self._reconcile_every // pages
+        if page is None:
+            return
+        for row in page:
+            self._table.apply(row)
+        if len(page) == self._page_size:
+            self._reconcile_cursor = page[-1].id
+        else:  # end of the table: a full pass is done, deletions included
+            self._reconcile_cursor = 0
+            self._find_deletions()
+
+    # --- run state, claims, records -----------------------------------------------------------
+
+    def record_run(self, entry: Entry):
+        """The entry was sent and advanced: its anchor goes back with the next flush."""
+        runs = self._dirty.get(entry.id, (0, 0, 0))[1]
+        self._dirty[entry.id] = (entry.anchor, runs + 1, entry.date_changed)
+
+    def flush(self):
+        """Write run state back, batched; a row changed since it was read keeps its new anchor.
+
+        An UPDATE, never ``save()``: ``date_changed`` and ``PeriodicTasks.last_update`` stay
+        as they are, so no scheduler takes its own write for a change. ``date_changed`` is
+        in the condition because the write path clears ``last_run_at`` on a timing change, and
+        an older slot written over that would bring the next run forward.
+        """
+        if not self._dirty:
+            return
+        batch = list(self._dirty.items())
+        if self._db("writing run state", lambda: self._write_run_state(batch)):
+            for row_id, state in batch:
+                if self._dirty.get(row_id) is state:
+                    del self._dirty[row_id]
+
+    @staticmethod
+    def _write_run_state(batch) -> bool:
+        if connection.vendor == "postgresql":
+            from psycopg2.extras import execute_values
+
+            # One statement per 1,000 rows; a queryset update with a CASE per row costs
+            # Django milliseconds per row to build, which would cap the dispatch rate.
+            with connection.cursor() as cursor:
+                execute_values(
+                    cursor.cursor,
+                    f"UPDATE {PeriodicTask._meta.db_table} AS t "
+                    "SET last_run_at = v.last_run_at, total_run_count = t.total_run_count + v.runs "
+                    "FROM (VALUES %s) AS v (id, last_run_at, runs, date_changed) "
+                    "WHERE t.id = v.id AND t.date_changed = v.date_changed",
+                    [(row_id, from_us(anchor), runs, from_us(changed)) for row_id, (anchor, runs, changed) in batch],
+                    template="(%s, %s::timestamptz, %s, %s::timestamptz)",
+                    page_size=1000,
+                )
+            return True
+        with transaction.atomic():
+            for row_id, (anchor, runs, changed) in batch:
+                PeriodicTask.objects.filter(pk=row_id, date_changed=from_us(changed)).update(
+                    last_run_at=from_us(anchor), total_run_count=F("total_run_count") + runs
+                )
+        return True
+
+    def claim(self, claims: list[Claim]) -> set[tuple[str, int]]:
+        """Single-beat mode: record the claims (in memory during an outage); all are ours."""
+        if self._db("recording dispatches", lambda: self._insert_claims(claims)) is None:
+            self._unsaved_claims.extend(claims)
+        return {(claim.name, claim.slot) for claim in claims}
+
+    def _save_unsaved_claims(self):
+        claims = list(self._unsaved_claims)
+        self._insert_claims(claims)
+        for _ in claims:
+            self._unsaved_claims.popleft()
+
+    @staticmethod
+    def _insert_claims(claims: list[Claim]):
+        return Dispatch.objects.bulk_create(
+            [
+                Dispatch(periodic_task_name=name, slot=from_us(slot), task_id=task_id, sent_at=from_us(sent_at))
+                for name, slot, task_id, sent_at in claims
+            ],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+
+    def _prune(self):
+        """Dispatch records past the retention go, 10,000 at a time; the API shows the last 10."""
+        cutoff = from_us(self._now() - self._retention)
+        self._db(
+            "pruning dispatch records",
+            lambda: Dispatch.objects.filter(
+                pk__in=Dispatch.objects.filter(sent_at__lt=cutoff).values("pk")[:10000]
+            ).delete(),
+        )
