@@ -154,7 +154,7 @@ LOGGING = {
     "filters": {"heartbeat_at_debug": {"()": "schedules.log_filters.HeartbeatAtDebug"}},
     "loggers": {
         name: {"filters": ["heartbeat_at_debug"]}
-        for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace", "schedules.scheduler")
+        for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace", "schedules.beat.publisher")
     },
 }
 

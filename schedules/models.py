@@ -166,7 +166,7 @@ class BeatHeartbeat(models.Model):
 class Dispatch(models.Model):
     """One slot the fleet scheduler sent: its durable claim, so no slot is sent twice.
 
-    Written by the beat scheduler (``schedules/scheduler.py``) before it publishes, not by the
+    Written by the beat scheduler (``schedules/beat/``: ``lock.py`` and ``store.py``) before it publishes, not by the
     write path. The unique (name, slot) pair is what keeps a slot single across a failover.
     Plain values, not a foreign key: the record outlives a deleted schedule until pruned.
     """

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-QUIET_LOGGERS = ["celery.beat", "celery.worker.strategy", "celery.app.trace", "schedules.scheduler"]
+QUIET_LOGGERS = ["celery.beat", "celery.worker.strategy", "celery.app.trace", "schedules.beat.publisher"]
 
 
 @pytest.mark.parametrize("logger_name", QUIET_LOGGERS)
