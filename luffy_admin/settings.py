@@ -71,7 +71,8 @@ WSGI_APPLICATION = "luffy_admin.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The project's own pages (the landing page) and its admin base template (the favicon).
+        "DIRS": [BASE_DIR / "luffy_admin" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -113,6 +114,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "luffy_admin" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -169,7 +171,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["schedules.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "schedules.api.pagination.PageNumberPagination",
+    # The OpenAPI schema (/api/schema) describes the API; OPTIONS metadata would repeat it, and
+    # DRF builds it from the read serializer, so every field of a create looked read-only.
+    "DEFAULT_METADATA_CLASS": None,
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "schedules.api.exception_handler.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

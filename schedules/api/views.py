@@ -12,7 +12,7 @@ import uuid
 from http import HTTPStatus
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, pagination, viewsets
+from rest_framework import exceptions, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework_api_key.models import APIKey
@@ -27,6 +27,7 @@ from .filters import (
     ToggleQuerySerializer,
     validated_query,
 )
+from .pagination import PageNumberPagination
 from .serializers import (
     CONFLICT,
     ERROR_RESPONSES,
@@ -47,11 +48,6 @@ from .serializers import (
 
 # Ids are matched loosely so a malformed one answers like a missing one ("Schedule not found").
 ANY_SEGMENT = "[^/]+"
-
-
-class PageNumberPagination(pagination.PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 def _actor(request) -> services.Actor:

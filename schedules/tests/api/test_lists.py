@@ -130,3 +130,45 @@ def test_enabled_filter_reads_true_or_false_in_any_case(api, make_schedule, valu
     response = api.get(f"{BASE}/schedules", {"enabled": value})
     assert response.status_code == HTTPStatus.OK
     assert [row["id"] for row in response.json()["results"]] == [str(disabled.pk)]
+
+
+def test_a_page_past_the_end_is_a_404_saying_where_the_last_page_is(api, make_schedule):
+    for minute in range(3):
+        make_schedule(cron_expression=f"{minute} * * * *")
+    response = api.get(f"{BASE}/schedules", {"page": 99, "page_size": 2})
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert response.json() == {"detail": "Page 99 does not exist; the last page is 2.", "code": "not_found"}
+
+
+def test_an_empty_list_has_its_first_page(api):
+    response = api.get(f"{BASE}/schedules", {"page": 1})
+    assert response.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    response = api.get(f"{BASE}/schedules", {"page": 2})
+    assert response.json() == {"detail": "Page 2 does not exist; there is one page.", "code": "not_found"}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"page": "abc"}, {"page": ["page must be a whole number from 1."]}),
+        ({"page": "0"}, {"page": ["page must be a whole number from 1."]}),
+        ({"page": "٣"}, {"page": ["page must be a whole number from 1."]}),
+        ({"page_size": "0"}, {"page_size": ["page_size must be a whole number from 1 to 200."]}),
+        ({"page_size": "201"}, {"page_size": ["page_size must be a whole number from 1 to 200."]}),
+        ({"page_size": "ten"}, {"page_size": ["page_size must be a whole number from 1 to 200."]}),
+    ],
+)
+def test_page_parameters_that_are_not_page_numbers_are_refused(api, query, message):
+    """DRF would quietly fall back to the default page size; a caller should hear about a typo."""
+    response = api.get(f"{BASE}/schedules", query)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    [(field, [text])] = message.items()
+    assert response.json() == {"detail": f"{field}: {text}", "code": "invalid", "errors": message}
+
+
+def test_options_is_not_offered_the_schema_describes_the_api(api):
+    """OPTIONS metadata used the read serializer and showed every field of a create as read-only;
+    it is off, and /api/schema is the description."""
+    response = api.options(f"{BASE}/services")
+    assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert response.json() == {"detail": 'Method "OPTIONS" not allowed.', "code": "method_not_allowed"}
