@@ -195,6 +195,26 @@ def test_put_switching_type_clears_the_other_field(api, schedule):
     assert (periodic_task.crontab_id, periodic_task.interval.every) == (None, 3600)
 
 
+def test_switching_a_zoned_cron_schedule_to_an_interval_asks_for_utc(api, make_schedule):
+    """Europe/Paris is not dropped silently: the switch is refused saying what to send, and
+    goes through once the caller sends timezone UTC with it."""
+    schedule = make_schedule(cron_expression="0 9 * * *", timezone="Europe/Paris")
+    path = f"{BASE}/schedules/{schedule.pk}"
+    response = api.patch(path, {"schedule_type": "interval", "interval_seconds": 3600}, format="json")
+    message = (
+        "This schedule's time zone is Europe/Paris; an interval schedule runs in UTC. "
+        'Send timezone "UTC" with the switch to an interval.'
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json() == {"detail": f"timezone: {message}", "code": "invalid", "errors": {"timezone": [message]}}
+    assert PeriodicTask.objects.get(pk=schedule.periodic_task_id).crontab.timezone.key == "Europe/Paris"
+
+    response = api.patch(
+        path, {"schedule_type": "interval", "interval_seconds": 3600, "timezone": "UTC"}, format="json"
+    )
+    assert (response.status_code, response.json()["timezone"]) == (HTTPStatus.OK, "UTC")
+
+
 def test_read_only_fields_sent_back_are_ignored(api, schedule):
     """A caller may PUT back the body it read, read-only fields included, with one change."""
     body = api.get(f"{BASE}/schedules/{schedule.pk}").json()
