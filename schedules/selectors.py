@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 
 from . import beat_rows, timing
-from .models import AuditEvent, BeatHeartbeat, Dispatch, Service, TaskSchedule
+from .models import AuditEvent, BeatHeartbeat, Dispatch, IdempotencyRecord, Service, TaskSchedule
 
 
 def schedule_next_run(schedule: TaskSchedule) -> datetime | None:
@@ -65,3 +65,8 @@ def beat_heartbeat_get() -> BeatHeartbeat | None:
 def schedule_recent_dispatches(schedule: TaskSchedule, limit: int = 10) -> QuerySet[Dispatch]:
     """What beat last sent for the schedule (slot, task id, sent at), newest slot first."""
     return Dispatch.objects.filter(periodic_task_name=schedule.periodic_task.name).order_by("-slot")[:limit]
+
+
+def idempotency_record_get(*, actor: str, key: str, since: datetime) -> IdempotencyRecord | None:
+    """The first answer to the caller's ``key``, if it is younger than ``since``."""
+    return IdempotencyRecord.objects.filter(actor=actor, key=key, created_at__gte=since).first()
