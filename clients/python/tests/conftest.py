@@ -4,9 +4,17 @@ server in a thread of this process) with a real API key, on the project's test d
 import pytest
 import redis
 from django.conf import settings
+from django.db import connections
 from rest_framework_api_key.models import APIKey
 
 from luffy_admin_client import AsyncLuffyAdmin, LuffyAdmin
+
+
+@pytest.fixture(autouse=True)
+def _server_threads_close_their_connections(monkeypatch):
+    """The live server answers each request on a new thread; with persistent connections
+    (CONN_MAX_AGE) each would keep one open and the test database could not be dropped."""
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
 
 
 @pytest.fixture
