@@ -41,6 +41,10 @@ class PreconditionFailed(exceptions.APIException):
     status_code = status.HTTP_412_PRECONDITION_FAILED
     default_code = "precondition_failed"
 
+    def __init__(self, detail, *, current_etag=None):
+        super().__init__(detail)
+        self.current_etag = current_etag
+
 
 class IdempotencyKeyReused(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
@@ -66,7 +70,7 @@ def _translate(exc):
     if isinstance(exc, errors.ConflictError):
         return Conflict(exc.detail, existing_id=exc.existing_id)
     if isinstance(exc, errors.PreconditionFailed):
-        return PreconditionFailed(exc.detail)
+        return PreconditionFailed(exc.detail, current_etag=exc.current_etag)
     if isinstance(exc, errors.IdempotencyKeyReused):
         return IdempotencyKeyReused(exc.detail)
     if isinstance(exc, errors.BrokerUnavailable):
@@ -129,6 +133,9 @@ def api_exception_handler(exc, context):
         # A conflict names what it conflicts with, for programs (the sentence says it for people).
         if getattr(exc, "existing_id", None) is not None:
             response.data["existing_id"] = str(exc.existing_id)
+        # A 412 says which version is current, so a caller can re-read only if it must.
+        if getattr(exc, "current_etag", None) is not None:
+            response["ETag"] = exc.current_etag
     return response
 
 

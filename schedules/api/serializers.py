@@ -124,7 +124,7 @@ ERROR_DESCRIPTIONS = {
     HTTPStatus.CONFLICT: "It would duplicate a schedule or service (`existing_id` names it), or exceed the "
     "per-service schedule cap.",
     HTTPStatus.PRECONDITION_FAILED: "`If-Match` does not name the current version (ETag): someone changed it since "
-    "you read it.",
+    "you read it. The answer's `ETag` header is the current one.",
     HTTPStatus.UNPROCESSABLE_ENTITY: "The `Idempotency-Key` was already used with a different request.",
     HTTPStatus.SERVICE_UNAVAILABLE: "The task broker is unreachable; nothing was sent.",
 }

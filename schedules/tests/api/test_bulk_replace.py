@@ -95,6 +95,11 @@ def test_replace_updates_by_key_deletes_the_rest_and_matches_by_timing(api, serv
     assert [row["id"] for row in body["schedules"]] == [first["fetch_logs"]["id"], first["generate_rca"]["id"]]
     assert body["schedules"] == _schedules_of(body)
     assert not TaskSchedule.objects.filter(pk=first["index_code"]["id"]).exists()
+    audited = AuditEvent.objects.filter(action__in=["update", "delete"]).values_list("action", "schedule_id")
+    assert sorted((action, str(pk)) for action, pk in audited) == [
+        ("delete", first["index_code"]["id"]),
+        ("update", first["fetch_logs"]["id"]),
+    ]
 
 
 def test_replace_without_prune_keeps_unnamed_schedules(api, service):

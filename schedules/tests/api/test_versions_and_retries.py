@@ -21,6 +21,7 @@ def _assert_precondition_failed(response, thing, current_etag):
         "detail": f"The {thing} changed since you read it (its ETag is now {current_etag}); read it again and retry.",
         "code": "precondition_failed",
     }
+    assert response["ETag"] == current_etag
 
 
 # --- ETag / If-Match ----------------------------------------------------------------------
