@@ -661,7 +661,6 @@ class ScheduleChange:
 
 @dataclass(frozen=True)
 class ScheduleSetResult:
-    service_id: str
     changes: list[ScheduleChange]
     dry_run: bool
 
@@ -820,7 +819,7 @@ def schedule_set_replace(
             transaction.set_rollback(True)
             # The ids of schedules a dry run created were rolled back with them.
             changes = [ScheduleChange(c.action, None, c.before, c.after) if c.action == CREATED else c for c in changes]
-    return ScheduleSetResult(service_id=service.pk, changes=changes, dry_run=dry_run)
+    return ScheduleSetResult(changes=changes, dry_run=dry_run)
 
 
 # --- Idempotency-Key -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from http import HTTPStatus
 from typing import Any, Generic, TypeVar
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import errors
 from .models import (
@@ -29,6 +29,7 @@ from .models import (
     CatalogueTask,
     CronPreview,
     Dispatch,
+    ErrorBody,
     Health,
     RunResponse,
     Schedule,
@@ -122,16 +123,15 @@ def _query_bool(value: bool | None) -> str | None:
 
 
 def error_for(response: httpx.Response) -> errors.LuffyAdminError:
-    """The typed exception for an error answer."""
+    """The typed exception for an error answer (a proxy's non-JSON page still gets one)."""
     try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    detail = body.get("detail") or f"HTTP {response.status_code} from {response.request.url}"
+        parsed = ErrorBody.model_validate_json(response.content)
+    except ValidationError:
+        parsed = None
+    body = parsed.model_dump(exclude_none=True) if parsed else {}
+    detail = parsed.detail if parsed else f"HTTP {response.status_code} from {response.request.url}"
     kind = errors.BY_STATUS.get(response.status_code, errors.LuffyAdminError)
-    kwargs = {"status": response.status_code, "code": body.get("code"), "body": body}
+    kwargs = {"status": response.status_code, "code": parsed.code if parsed else None, "body": body}
     if kind is errors.RateLimited:
         kwargs["retry_after"] = _retry_after(response)
     return kind(detail, **kwargs)
