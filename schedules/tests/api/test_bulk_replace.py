@@ -202,3 +202,27 @@ def test_replace_of_an_unknown_service_is_404(api):
     response = api.put(f"{BASE}/services/nope/schedules", THREE, format="json")
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert response.json() == {"detail": "Service not found", "code": "not_found"}
+
+
+def test_a_key_is_adopted_by_the_schedule_with_the_same_timing(api, make_schedule):
+    """An unkeyed schedule matching a keyed item by task and timing takes the key (same id, updated)."""
+    existing = make_schedule(cron_expression="*/15 * * * *")
+    body = api.put(URL, THREE[:1], format="json").json()
+    assert body["changes"] == [
+        {"action": "updated", "schedule_id": str(existing.pk), "before": {**LOGS, "key": None}, "after": LOGS}
+    ]
+    assert TaskSchedule.objects.get().key == "logs"
+
+
+def test_key_is_set_cleared_and_unique_through_patch(api, make_schedule):
+    """PATCH sets or clears a key; another schedule's key is a 409 naming that schedule."""
+    first, second = make_schedule(cron_expression="0 * * * *"), make_schedule(cron_expression="0 2 * * *")
+    assert api.patch(f"{BASE}/schedules/{first.pk}", {"key": "hourly"}, format="json").json()["key"] == "hourly"
+    taken = api.patch(f"{BASE}/schedules/{second.pk}", {"key": "hourly"}, format="json")
+    assert taken.status_code == HTTPStatus.CONFLICT
+    assert taken.json() == {
+        "detail": f"Service 'web-app' already has a schedule with key 'hourly' (id {first.pk}).",
+        "code": "conflict",
+        "existing_id": str(first.pk),
+    }
+    assert api.patch(f"{BASE}/schedules/{first.pk}", {"key": None}, format="json").json()["key"] is None
