@@ -193,6 +193,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "PREPROCESSING_HOOKS": ["schedules.api.urls.schema_paths_without_slash"],
+    "ENUM_NAME_OVERRIDES": {"UpDownEnum": "schedules.api.serializers.UP_DOWN"},
 }
 
 # --- Celery -----------------------------------------------------------------------------------

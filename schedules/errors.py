@@ -29,3 +29,23 @@ class BrokerUnavailable(ScheduleError):
 
     def __init__(self, detail: str = "The task broker is unreachable; nothing was sent. Try again later."):
         super().__init__(detail)
+
+
+class PreconditionFailed(ScheduleError):
+    """The caller's ``If-Match`` names a version that is no longer current (HTTP 412)."""
+
+    def __init__(self, detail: str, *, current_etag: str):
+        super().__init__(detail)
+        self.current_etag = current_etag
+
+
+class IdempotencyKeyReused(ScheduleError):
+    """An ``Idempotency-Key`` sent again with a different request (HTTP 422)."""
+
+    def __init__(
+        self,
+        detail: str = (
+            "This Idempotency-Key was already used with a different request; use a new key for a new request."
+        ),
+    ):
+        super().__init__(detail)

@@ -7,6 +7,7 @@ came in (request body, query string, admin form).
 
 from . import catalogue
 
+SCHEDULE_KEY = "A schedule key is 1-100 characters: letters, digits, '.', '-' and '_', starting with a letter or digit."
 SERVICE_ID = "A service id is 1-63 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit."
 
 

@@ -15,7 +15,9 @@ from . import messages
 from .validators import multiline_text, plain_text
 
 SERVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}\Z"
+SCHEDULE_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z"
 service_id_validator = RegexValidator(SERVICE_ID_PATTERN, message=messages.SERVICE_ID)
+schedule_key_validator = RegexValidator(SCHEDULE_KEY_PATTERN, message=messages.SCHEDULE_KEY)
 
 
 def is_service_id(value) -> bool:
@@ -80,6 +82,16 @@ class TaskSchedule(models.Model):
         verbose_name="beat entry",
         help_text="The django-celery-beat row beat reads; holds timing, enabled and run state.",
     )
+    # Null, not "", is "no key": the unique constraint below then leaves keyless schedules alone.
+    key = models.CharField(  # noqa: DJ001
+        max_length=100,
+        null=True,
+        blank=True,
+        validators=[schedule_key_validator],
+        verbose_name="key",
+        help_text="Optional name the caller gives the schedule, unique within its service; a bulk replace "
+        "matches on it. Example: nightly-logs",
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name="created at")
     updated_at = models.DateTimeField(auto_now=True, verbose_name="updated at")
 
@@ -88,6 +100,11 @@ class TaskSchedule(models.Model):
         verbose_name = "schedule"
         verbose_name_plural = "schedules"
         indexes = [models.Index(fields=["task_name"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "key"], condition=models.Q(key__isnull=False), name="schedules_one_key_per_service"
+            )
+        ]
 
     def __str__(self):
         return f"{self.service_id} / {self.task_name}"
@@ -201,3 +218,35 @@ class Dispatch(models.Model):
 
     def __str__(self):
         return f"{self.periodic_task_name} @ {self.slot:%Y-%m-%d %H:%M:%S}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST sent with an ``Idempotency-Key``, replayed to its retries.
+
+    Keys are the caller's, so they are scoped by caller (``actor``). ``fingerprint`` is a hash of
+    the method, path and body: the same key with another request is refused. Kept
+    ``IDEMPOTENCY_TTL`` (24 h) and pruned by the write path as new ones are stored.
+    """
+
+    actor = models.CharField(max_length=200, verbose_name="who", help_text="Example: api-key:fastapi")
+    key = models.CharField(
+        max_length=255,
+        verbose_name="idempotency key",
+        help_text="The caller's Idempotency-Key header. Example: 1f0c6c1e-4d4b-4c5e-9d6f-1c2b3a4d5e6f",
+    )
+    fingerprint = models.CharField(
+        max_length=64, verbose_name="request fingerprint", help_text="SHA-256 of method, path and body."
+    )
+    status = models.PositiveSmallIntegerField(verbose_name="status", help_text="HTTP status answered. Example: 201")
+    response = models.JSONField(
+        verbose_name="response body", help_text='The JSON answered. Example: {"task_id": "..."}'
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created at")
+
+    class Meta:
+        verbose_name = "idempotency record"
+        verbose_name_plural = "idempotency records"
+        constraints = [models.UniqueConstraint(fields=["actor", "key"], name="schedules_idempotency_one_per_key")]
+
+    def __str__(self):
+        return f"{self.actor} {self.key}"

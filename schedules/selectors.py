@@ -7,7 +7,7 @@ from django.db.models import Count, Q, QuerySet
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from . import beat_rows, timing
-from .models import AuditEvent, BeatHeartbeat, Dispatch, Service, TaskSchedule
+from .models import AuditEvent, BeatHeartbeat, Dispatch, IdempotencyRecord, Service, TaskSchedule
 
 
 def schedule_next_run(schedule: TaskSchedule) -> datetime | None:
@@ -91,3 +91,8 @@ def beat_row_is_owned(row: PeriodicTask | CrontabSchedule | IntervalSchedule) ->
     if isinstance(row, PeriodicTask):
         return owned_periodic_tasks(PeriodicTask.objects.filter(pk=row.pk)).exists()
     return owned_periodic_tasks(row.periodictask_set.all()).exists()
+
+
+def idempotency_record_get(*, actor: str, key: str, since: datetime) -> IdempotencyRecord | None:
+    """The first answer to the caller's ``key``, if it is younger than ``since``."""
+    return IdempotencyRecord.objects.filter(actor=actor, key=key, created_at__gte=since).first()

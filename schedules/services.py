@@ -5,27 +5,34 @@ writes. Each runs in one transaction, so beat (which reads committed rows) sees 
 whole or not at all, and a failure anywhere leaves neither our row nor the PeriodicTask.
 """
 
+import hashlib
 import json
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app as celery_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone as django_timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from . import beat_rows, catalogue, health, messages, timing
-from .errors import BrokerUnavailable, ConflictError
-from .models import AuditEvent, BeatHeartbeat, Service, TaskSchedule
+from . import beat_rows, catalogue, health, messages, selectors, timing
+from .errors import BrokerUnavailable, ConflictError, IdempotencyKeyReused, PreconditionFailed
+from .models import AuditEvent, BeatHeartbeat, IdempotencyRecord, Service, TaskSchedule, schedule_key_validator
 
 UNSET: Any = object()
 # The first key of the two-key advisory locks taken on timing rows (the second is the timing's hash).
 TIMING_LOCK_SPACE = zlib.crc32(b"luffy-admin timing row") - 2**31
-SCHEDULE_FIELDS = ("task_name", "schedule_type", "cron_expression", "interval_seconds", "timezone", "enabled")
+SCHEDULE_FIELDS = ("task_name", "schedule_type", "cron_expression", "interval_seconds", "timezone", "enabled", "key")
+# What makes two schedules of one service the same schedule when no key says so (the 409 rule).
+SCHEDULE_IDENTITY = ("task_name", "schedule_type", "cron_expression", "interval_seconds", "timezone")
+# How long an Idempotency-Key's first answer is replayed.
+IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,43 @@ def schedule_snapshot(schedule: TaskSchedule) -> dict:
         "interval_seconds": current.interval_seconds,
         "timezone": current.timezone,
         "enabled": schedule.periodic_task.enabled,
+        "key": schedule.key,
     }
+
+
+# --- versions (ETag / If-Match) -----------------------------------------------------------
+
+
+def _etag(snapshot: dict) -> str:
+    digest = hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+def schedule_etag(schedule: TaskSchedule) -> str:
+    """The schedule's version: what a caller can change (not run state: a dispatch moves
+    ``last_run`` without changing it)."""
+    return _etag(schedule_snapshot(schedule))
+
+
+def service_etag(service: Service) -> str:
+    """The service's version: its name and description (not its schedule count)."""
+    return _etag(_service_snapshot(service))
+
+
+def _check_if_match(*, if_match: str | None, current_etag: str | None, what: str) -> None:
+    """Refuse a write whose ``If-Match`` (RFC 9110: a list of ETags, or ``*``) misses the
+    current version; ``current_etag`` is None when the resource does not exist. Checked
+    under the write's lock, so of two callers holding one version only the first wins."""
+    if if_match is None:
+        return
+    wanted = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    if current_etag is not None and ("*" in wanted or current_etag in wanted):
+        return
+    if current_etag is None:
+        detail = f"The {what} does not exist (If-Match)."
+    else:
+        detail = f"The {what} changed since you read it (its ETag is now {current_etag}); read it again and retry."
+    raise PreconditionFailed(detail, current_etag=current_etag)
 
 
 # --- services -----------------------------------------------------------------------------
@@ -111,8 +154,11 @@ def service_create(*, actor: Actor, service_id: str, name: str, description: str
 
 
 @transaction.atomic
-def service_update(*, actor: Actor, service: Service, name: str = UNSET, description: str = UNSET) -> Service:
+def service_update(
+    *, actor: Actor, service: Service, name: str = UNSET, description: str = UNSET, if_match: str | None = None
+) -> Service:
     service = Service.objects.select_for_update().get(pk=service.pk)
+    _check_if_match(if_match=if_match, current_etag=service_etag(service), what="service")
     before = _service_snapshot(service)
     if name is not UNSET:
         service.name = name
@@ -134,11 +180,15 @@ def service_update(*, actor: Actor, service: Service, name: str = UNSET, descrip
 
 
 @transaction.atomic
-def service_put(*, actor: Actor, service_id: str, name: str, description: str = "") -> tuple[Service, bool]:
+def service_put(
+    *, actor: Actor, service_id: str, name: str, description: str = "", if_match: str | None = None
+) -> tuple[Service, bool]:
     """Create the service or replace its fields; returns (service, created). Idempotent."""
     existing = Service.objects.select_for_update().filter(pk=service_id).first()
     if existing is not None:
-        return service_update(actor=actor, service=existing, name=name, description=description), False
+        service = service_update(actor=actor, service=existing, name=name, description=description, if_match=if_match)
+        return service, False
+    _check_if_match(if_match=if_match, current_etag=None, what="service")
     try:
         return service_create(actor=actor, service_id=service_id, name=name, description=description), True
     except ConflictError:
@@ -148,7 +198,7 @@ def service_put(*, actor: Actor, service_id: str, name: str, description: str = 
 
 
 @transaction.atomic
-def service_delete(*, actor: Actor, service: Service) -> None:
+def service_delete(*, actor: Actor, service: Service, if_match: str | None = None) -> None:
     """Delete the service, its schedules and their beat rows, together.
 
     Set-based, whatever the number of schedules: the audit rows in one insert, the beat rows in
@@ -156,6 +206,7 @@ def service_delete(*, actor: Actor, service: Service) -> None:
     and a single change bump at the end.
     """
     service = Service.objects.select_for_update().get(pk=service.pk)
+    _check_if_match(if_match=if_match, current_etag=service_etag(service), what="service")
     schedules = list(
         TaskSchedule.objects.filter(service=service).select_related("periodic_task__crontab", "periodic_task__interval")
     )
@@ -301,6 +352,28 @@ def _refuse_over_cap(service: Service) -> None:
         )
 
 
+def _validate_key(*, service: Service, key, schedule: TaskSchedule | None = None) -> str | None:
+    """A key is optional; when given, well formed and not another schedule's in the service."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ValidationError({"key": [messages.SCHEDULE_KEY]})
+    try:
+        schedule_key_validator(key)
+    except ValidationError as exc:
+        raise ValidationError({"key": exc.messages}) from None
+    holder = TaskSchedule.objects.filter(service=service, key=key)
+    if schedule is not None:
+        holder = holder.exclude(pk=schedule.pk)
+    existing = holder.first()
+    if existing is not None:
+        raise ConflictError(
+            f"Service {service.id!r} already has a schedule with key {key!r} (id {existing.pk}).",
+            existing_id=existing.pk,
+        )
+    return key
+
+
 def _refuse_duplicate(*, service: Service, task_name: str, new_timing: timing.Timing, exclude=None):
     candidates = TaskSchedule.objects.filter(
         service=service, task_name=task_name, **beat_rows.timing_lookup(new_timing, prefix="periodic_task__")
@@ -359,9 +432,11 @@ def schedule_create(
     interval_seconds: int | None = None,
     timezone: str = timing.UTC,
     enabled: bool = True,
+    key: str | None = None,
 ) -> TaskSchedule:
     service = _lock_service(service.pk)
     _refuse_over_cap(service)
+    key = _validate_key(service=service, key=key)
     task, new_timing = schedule_validate(
         service=service,
         task_name=task_name,
@@ -383,7 +458,7 @@ def schedule_create(
         restart_timing=True,
     )
     schedule = TaskSchedule.objects.create(
-        id=schedule_id, service=service, task_name=task.name, periodic_task=periodic_task
+        id=schedule_id, service=service, task_name=task.name, periodic_task=periodic_task, key=key
     )
     _audit(
         actor=actor,
@@ -404,17 +479,20 @@ def _locked_schedule(schedule: TaskSchedule) -> TaskSchedule:
 
 
 @transaction.atomic
-def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskSchedule:
+def schedule_update(*, actor: Actor, schedule: TaskSchedule, if_match: str | None = None, **changes) -> TaskSchedule:
     """Change only the given fields; switching type clears the other type's field.
 
     Accepts any of ``task_name``, ``schedule_type``, ``cron_expression``,
-    ``interval_seconds``, ``timezone``, ``enabled``.
+    ``interval_seconds``, ``timezone``, ``enabled``, ``key``.
     """
     unknown = set(changes) - set(SCHEDULE_FIELDS)
     if unknown:
         raise ValidationError({field: ["Unknown field."] for field in sorted(unknown)})
     schedule = _locked_schedule(schedule)
+    _check_if_match(if_match=if_match, current_etag=schedule_etag(schedule), what="schedule")
     before = schedule_snapshot(schedule)
+    if "key" in changes:
+        schedule.key = _validate_key(service=schedule.service, key=changes["key"], schedule=schedule)
 
     new_type = changes.get("schedule_type", before["schedule_type"])
     if new_type == before["schedule_type"]:
@@ -472,9 +550,12 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskS
 
 
 @transaction.atomic
-def schedule_set_enabled(*, actor: Actor, schedule: TaskSchedule, enabled: bool) -> TaskSchedule:
+def schedule_set_enabled(
+    *, actor: Actor, schedule: TaskSchedule, enabled: bool, if_match: str | None = None
+) -> TaskSchedule:
     enabled = _require_bool(enabled, "enabled")
     schedule = _locked_schedule(schedule)
+    _check_if_match(if_match=if_match, current_etag=schedule_etag(schedule), what="schedule")
     before = schedule_snapshot(schedule)
     if before["enabled"] == enabled:
         return schedule
@@ -517,8 +598,10 @@ def _schedule_delete_rows(*, actor: Actor, schedule: TaskSchedule) -> None:
 
 
 @transaction.atomic
-def schedule_delete(*, actor: Actor, schedule: TaskSchedule) -> None:
-    _schedule_delete_rows(actor=actor, schedule=_locked_schedule(schedule))
+def schedule_delete(*, actor: Actor, schedule: TaskSchedule, if_match: str | None = None) -> None:
+    schedule = _locked_schedule(schedule)
+    _check_if_match(if_match=if_match, current_etag=schedule_etag(schedule), what="schedule")
+    _schedule_delete_rows(actor=actor, schedule=schedule)
 
 
 @transaction.atomic
@@ -558,6 +641,241 @@ def schedule_run_now(*, actor: Actor, schedule: TaskSchedule) -> str:
 
     transaction.on_commit(send)
     return task_id
+
+
+# --- the bulk replace (PUT /services/{id}/schedules, `manage.py schedules apply`) -----------
+
+CREATED, UPDATED, DELETED, UNCHANGED = "created", "updated", "deleted", "unchanged"
+CHANGE_ACTIONS = (CREATED, UPDATED, DELETED, UNCHANGED)
+
+
+@dataclass(frozen=True)
+class ScheduleChange:
+    """What a replace did (or, on a dry run, would do) to one schedule."""
+
+    action: str
+    schedule_id: uuid.UUID | None
+    before: dict | None
+    after: dict | None
+
+
+@dataclass(frozen=True)
+class ScheduleSetResult:
+    changes: list[ScheduleChange]
+    dry_run: bool
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {action: sum(change.action == action for change in self.changes) for action in CHANGE_ACTIONS}
+
+
+def _prefixed(index: int, exc: ValidationError) -> ValidationError:
+    """A desired schedule's errors, named by its place in the list: ``[2].cron_expression``."""
+    by_field = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+    return ValidationError({f"[{index}].{name}": errors for name, errors in by_field.items()})
+
+
+def _desired_state(item: dict) -> dict:
+    """One desired schedule, validated and normalised to a snapshot (``@hourly`` -> ``0 * * * *``)."""
+    unknown = set(item) - set(SCHEDULE_FIELDS)
+    if unknown:
+        raise ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+    task = _require_task(item.get("task_name"))
+    new_timing = timing.validate_timing(
+        task=task,
+        schedule_type=item.get("schedule_type", timing.CRON),
+        cron_expression=item.get("cron_expression"),
+        interval_seconds=item.get("interval_seconds"),
+        timezone=item.get("timezone", timing.UTC),
+    )
+    key = item.get("key")
+    if key is not None:
+        if not isinstance(key, str):
+            raise ValidationError({"key": [messages.SCHEDULE_KEY]})
+        try:
+            schedule_key_validator(key)
+        except ValidationError as exc:
+            raise ValidationError({"key": exc.messages}) from None
+    return {
+        "task_name": task.name,
+        "schedule_type": new_timing.schedule_type,
+        "cron_expression": new_timing.cron_expression,
+        "interval_seconds": new_timing.interval_seconds,
+        "timezone": new_timing.timezone,
+        "enabled": _require_bool(item.get("enabled", True), "enabled"),
+        "key": key,
+    }
+
+
+def _identity(state: dict) -> tuple:
+    return tuple(state[name] for name in SCHEDULE_IDENTITY)
+
+
+def _desired_states(desired: list[dict]) -> list[dict]:
+    states = []
+    for index, item in enumerate(desired):
+        try:
+            states.append(_desired_state(item))
+        except ValidationError as exc:
+            raise _prefixed(index, exc) from None
+    seen_keys, seen_identities = {}, {}
+    for index, state in enumerate(states):
+        if state["key"] is not None:
+            if state["key"] in seen_keys:
+                first = seen_keys[state["key"]]
+                raise ValidationError({f"[{index}].key": [f"Key {state['key']!r} is also [{first}]'s."]})
+            seen_keys[state["key"]] = index
+        elif _identity(state) in seen_identities:
+            raise ValidationError(
+                {f"[{index}]": [f"The same schedule as [{seen_identities[_identity(state)]}]; list it once."]}
+            )
+        else:
+            seen_identities[_identity(state)] = index
+    return states
+
+
+def _match(states: list[dict], existing: dict[uuid.UUID, dict]) -> tuple[list[tuple[dict, Any]], list[Any]]:
+    """Pair each desired state with the stored schedule it stands for: by key first, then by
+    task and timing among the schedules without a key (or with the same key). Returns the pairs
+    (``None`` where a schedule is to be created) and the stored ids nothing matched."""
+    unmatched = dict(existing)
+    partner: dict[int, Any] = {}
+    for index, state in enumerate(states):
+        if state["key"] is not None:
+            found = next((pk for pk, stored in unmatched.items() if stored["key"] == state["key"]), None)
+            if found is not None:
+                partner[index] = found
+                del unmatched[found]
+    for index, state in enumerate(states):
+        if index in partner:
+            continue
+        found = next(
+            (
+                pk
+                for pk, stored in unmatched.items()
+                if _identity(stored) == _identity(state) and stored["key"] in (None, state["key"])
+            ),
+            None,
+        )
+        if found is not None:
+            partner[index] = found
+            del unmatched[found]
+    return [(state, partner.get(index)) for index, state in enumerate(states)], list(unmatched)
+
+
+@transaction.atomic
+def _schedule_set_replace(*, actor: Actor, service: Service, desired: list[dict], prune: bool) -> list[ScheduleChange]:
+    service = _lock_service(service.pk)
+    states = _desired_states(desired)
+    stored = {schedule.pk: schedule for schedule in selectors.schedule_list(service=service).order_by("created_at")}
+    snapshots = {pk: schedule_snapshot(schedule) for pk, schedule in stored.items()}
+    pairs, leftovers = _match(states, snapshots)
+
+    cap = settings.LUFFY_MAX_SCHEDULES_PER_SERVICE
+    total = len(states) + (0 if prune else len(leftovers))
+    if total > cap:
+        raise ConflictError(
+            f"Service {service.id!r} would have {total} schedules; one service may have at most {cap} "
+            "(LUFFY_MAX_SCHEDULES_PER_SERVICE)."
+        )
+
+    changes = []
+    # Deletes first: they free the keys and timings the updates and creates may take.
+    for pk in leftovers:
+        if prune:
+            _schedule_delete_rows(actor=actor, schedule=stored[pk])
+            changes.append(ScheduleChange(DELETED, pk, snapshots[pk], None))
+        else:
+            changes.append(ScheduleChange(UNCHANGED, pk, snapshots[pk], snapshots[pk]))
+    for state, pk in pairs:
+        if pk is None:
+            continue
+        if state == snapshots[pk]:
+            changes.append(ScheduleChange(UNCHANGED, pk, snapshots[pk], state))
+        else:
+            schedule_update(actor=actor, schedule=stored[pk], **state)
+            changes.append(ScheduleChange(UPDATED, pk, snapshots[pk], state))
+    for state, pk in pairs:
+        if pk is None:
+            created = schedule_create(actor=actor, service=service, **state)
+            changes.append(ScheduleChange(CREATED, created.pk, None, state))
+    return changes
+
+
+def schedule_set_replace(
+    *, actor: Actor, service: Service, desired: list[dict], prune: bool = True, dry_run: bool = False
+) -> ScheduleSetResult:
+    """Make the service's schedules be ``desired`` (request-shaped dicts), in one transaction.
+
+    Each desired schedule matches a stored one by ``key``, else by task and timing; matched ones
+    are updated when they differ, the rest created, and stored ones nothing matched deleted
+    (kept, as unchanged, with ``prune=False``). Every change is audited as a single write
+    would be, and the per-service cap holds for the resulting set. ``dry_run`` does it all in
+    a savepoint and rolls it back, so the answer is exactly what the write would do.
+    """
+    with transaction.atomic():
+        changes = _schedule_set_replace(actor=actor, service=service, desired=desired, prune=prune)
+        if dry_run:
+            transaction.set_rollback(True)
+            # The ids of schedules a dry run created were rolled back with them.
+            changes = [ScheduleChange(c.action, None, c.before, c.after) if c.action == CREATED else c for c in changes]
+    return ScheduleSetResult(changes=changes, dry_run=dry_run)
+
+
+# --- Idempotency-Key -----------------------------------------------------------------------
+
+
+def request_fingerprint(*, method: str, path: str, body) -> str:
+    """What makes two requests the same request: method, path (slash or not) and JSON body."""
+    canonical = json.dumps([method.upper(), path.rstrip("/"), body], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str) -> tuple[int, dict, bool]:
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    return record.status, record.response, True
+
+
+def idempotent_call(
+    *, actor: Actor, key: str, fingerprint: str, call: Callable[[], tuple[int, dict]]
+) -> tuple[int, dict, bool]:
+    """Run ``call`` (a write answering ``(status, body)``) once per caller and key.
+
+    Returns ``(status, body, replayed)``. A retry within ``IDEMPOTENCY_TTL`` gets the first
+    answer and writes nothing; the same key with another request raises
+    ``IdempotencyKeyReused``. Only answers are kept: an error raised by ``call`` rolls back
+    its record with its write, so a retry tries again.
+    """
+    since = django_timezone.now() - IDEMPOTENCY_TTL
+    previous = selectors.idempotency_record_get(actor=actor.label, key=key, since=since)
+    if previous is not None:
+        return _replay(previous, fingerprint)
+    record = None
+    try:
+        with transaction.atomic():
+            IdempotencyRecord.objects.filter(created_at__lt=since).delete()
+            try:
+                with transaction.atomic():
+                    # Claimed before the write: a concurrent retry with this key blocks on the
+                    # unique index until we commit, then fails here and replays our answer.
+                    record = IdempotencyRecord.objects.create(
+                        actor=actor.label, key=key, fingerprint=fingerprint, status=0, response={}
+                    )
+            except IntegrityError:
+                record = None
+            if record is not None:
+                status, body = call()
+                record.status, record.response = status, body
+                record.save(update_fields=["status", "response"])
+    except BrokerUnavailable:
+        # Run-now's send failed after the commit: nothing was sent, so a retry must send.
+        if record is not None:
+            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+        raise
+    if record is None:
+        return _replay(selectors.idempotency_record_get(actor=actor.label, key=key, since=since), fingerprint)
+    return status, body, False
 
 
 # --- beat heartbeat -----------------------------------------------------------------------

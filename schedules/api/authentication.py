@@ -38,6 +38,18 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return KEYWORDS[0]
 
 
+def unknown_scheme_detail(request) -> str | None:
+    """For a 401: the sentence that names the accepted schemes when the caller sent another
+    (a generated client defaults to ``Bearer``, and "credentials were not provided" misleads)."""
+    header = authentication.get_authorization_header(request).split()
+    if not header or header[0].decode("latin-1") in KEYWORDS:
+        return None
+    scheme = header[0].decode("latin-1")[:20]
+    return (
+        f"The Authorization scheme {scheme!r} is not accepted; send 'Authorization: Token <key>' (or 'Api-Key <key>')."
+    )
+
+
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     """How the OpenAPI schema (drf-spectacular) describes ApiKeyAuthentication."""
 
@@ -49,5 +61,7 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": 'API key with the prefix "Token" (or "Api-Key"): `Authorization: Token <key>`.',
+            "description": 'API key with the prefix "Token" (or "Api-Key"): `Authorization: Token <key>`. '
+            "The header's value is the whole `Token <key>`: a generated client must send that prefix "
+            '(openapi-python-client: `AuthenticatedClient(base_url, token=key, prefix="Token")`).',
         }

@@ -3,7 +3,8 @@
 ``detail`` is a sentence a person can read (the FastAPI front end shows it as is);
 validation errors add ``errors: {field: [messages]}``. The write path's own errors
 (``schedules/errors.py``) map here too: Django's ``ValidationError`` -> 400,
-``ConflictError`` -> 409, ``BrokerUnavailable`` -> 503, a row deleted under the request -> 404.
+``ConflictError`` -> 409 (with ``existing_id`` when it names one), ``PreconditionFailed``
+-> 412, ``IdempotencyKeyReused`` -> 422, ``BrokerUnavailable`` -> 503, a row deleted under the request -> 404.
 Anything else is left to Django, which logs it and answers 500. ``page_not_found`` and
 ``server_error`` are the project's handler404 / handler500, JSON under ``/api/``.
 """
@@ -18,6 +19,7 @@ from rest_framework.views import exception_handler
 
 from .. import errors
 from ..models import Service, TaskSchedule
+from .authentication import unknown_scheme_detail
 from .parsers import PayloadTooLarge
 
 NON_FIELD_KEY = "non_field_errors"
@@ -29,6 +31,24 @@ SCHEDULE_NOT_FOUND = "Schedule not found"
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+    def __init__(self, detail, *, existing_id=None):
+        super().__init__(detail)
+        self.existing_id = existing_id
+
+
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_code = "precondition_failed"
+
+    def __init__(self, detail, *, current_etag=None):
+        super().__init__(detail)
+        self.current_etag = current_etag
+
+
+class IdempotencyKeyReused(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "idempotency_key_reused"
 
 
 class BrokerUnavailable(exceptions.APIException):
@@ -48,7 +68,11 @@ def _translate(exc):
             by_field = {NON_FIELD_KEY: exc.messages}
         return exceptions.ValidationError(by_field)
     if isinstance(exc, errors.ConflictError):
-        return Conflict(exc.detail)
+        return Conflict(exc.detail, existing_id=exc.existing_id)
+    if isinstance(exc, errors.PreconditionFailed):
+        return PreconditionFailed(exc.detail, current_etag=exc.current_etag)
+    if isinstance(exc, errors.IdempotencyKeyReused):
+        return IdempotencyKeyReused(exc.detail)
     if isinstance(exc, errors.BrokerUnavailable):
         return BrokerUnavailable(exc.detail)
     # Deleted by a concurrent request between the view's look-up and the write path's lock.
@@ -91,6 +115,11 @@ def _validation_body(exc: exceptions.ValidationError) -> dict:
 
 def api_exception_handler(exc, context):
     exc = _translate(exc)
+    if isinstance(exc, exceptions.NotAuthenticated) and "request" in context:
+        # In place: DRF has put the WWW-Authenticate value on this exception.
+        detail = unknown_scheme_detail(context["request"])
+        if detail is not None:
+            exc.detail = exceptions.ErrorDetail(detail, code=exc.default_code)
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -101,6 +130,12 @@ def api_exception_handler(exc, context):
             "detail": " ".join(_messages(exc.detail)),
             "code": exc.detail.code if isinstance(exc.detail, exceptions.ErrorDetail) else exc.default_code,
         }
+        # A conflict names what it conflicts with, for programs (the sentence says it for people).
+        if getattr(exc, "existing_id", None) is not None:
+            response.data["existing_id"] = str(exc.existing_id)
+        # A 412 says which version is current, so a caller can re-read only if it must.
+        if getattr(exc, "current_etag", None) is not None:
+            response["ETag"] = exc.current_etag
     return response
 
 

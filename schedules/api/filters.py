@@ -132,3 +132,23 @@ class CronPreviewQuerySerializer(FilterSerializer):
         if not timing.is_timezone(value):
             raise serializers.ValidationError(messages.unknown_timezone(value))
         return value
+
+
+class ScheduleSetQuerySerializer(FilterSerializer):
+    """``PUT /services/{id}/schedules?dry_run=true&prune=false``."""
+
+    dry_run = BooleanQueryField(required=False, default=False)
+    prune = BooleanQueryField(required=False, default=True)
+
+
+SCHEDULE_SET_QUERY_PARAMETERS = [
+    OpenApiParameter(
+        "dry_run", bool, description="true: answer what the replace would do and write nothing. Default false."
+    ),
+    OpenApiParameter(
+        "prune",
+        bool,
+        description="false: keep (as unchanged) stored schedules the list does not name instead of deleting them. "
+        "Default true.",
+    ),
+]

@@ -9,10 +9,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers
 
-from .. import beat_rows, selectors, timing
+from .. import beat_rows, selectors, services, timing
 from ..models import Service, TaskSchedule
 
 # --- shared ---------------------------------------------------------------------------
@@ -100,17 +105,34 @@ class ErrorSerializer(serializers.Serializer):
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
-        help_text="Validation errors only: messages per field.",
+        help_text="Validation errors only: messages per field; a bulk replace names an item's field "
+        "`[2].cron_expression`.",
+    )
+    existing_id = serializers.CharField(
+        required=False,
+        help_text="Conflicts only: the id of the schedule (or service) the request would duplicate. "
+        "Example: 0d5f7b7e-8a55-4a43-9d2a-3c1e0b6f2a10",
     )
 
 
-# How the schema documents the error answers most endpoints share.
-ERROR_RESPONSES = {
-    HTTPStatus.BAD_REQUEST: OpenApiResponse(ErrorSerializer, description="Invalid input; `errors` per field."),
-    HTTPStatus.UNAUTHORIZED: OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
-    HTTPStatus.NOT_FOUND: OpenApiResponse(ErrorSerializer, description="`Service not found` / `Schedule not found`."),
+# What each error status means, as the schema documents it; `errors_for` picks an operation's.
+ERROR_DESCRIPTIONS = {
+    HTTPStatus.BAD_REQUEST: "Invalid input; `errors` per field.",
+    HTTPStatus.UNAUTHORIZED: "No or invalid credentials; `detail` names the accepted schemes when another was sent.",
+    HTTPStatus.FORBIDDEN: "Logged in, but not staff.",
+    HTTPStatus.NOT_FOUND: "`Service not found` / `Schedule not found`.",
+    HTTPStatus.CONFLICT: "It would duplicate a schedule or service (`existing_id` names it), or exceed the "
+    "per-service schedule cap.",
+    HTTPStatus.PRECONDITION_FAILED: "`If-Match` does not name the current version (ETag): someone changed it since "
+    "you read it. The answer's `ETag` header is the current one.",
+    HTTPStatus.UNPROCESSABLE_ENTITY: "The `Idempotency-Key` was already used with a different request.",
+    HTTPStatus.SERVICE_UNAVAILABLE: "The task broker is unreachable; nothing was sent.",
 }
-CONFLICT = {HTTPStatus.CONFLICT: OpenApiResponse(ErrorSerializer, description="An identical schedule exists.")}
+
+
+def errors_for(*statuses: HTTPStatus) -> dict:
+    """The error answers an operation can give, for ``extend_schema(responses=...)``."""
+    return {status: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[status]) for status in statuses}
 
 
 # --- schedules ------------------------------------------------------------------------
@@ -129,6 +151,7 @@ class ScheduleRead:
     interval_seconds: int | None
     timezone: str
     enabled: bool
+    key: str | None
     last_run: datetime | None
     next_run: datetime | None
     description: str
@@ -150,6 +173,7 @@ class ScheduleRead:
             interval_seconds=current.interval_seconds,
             timezone=current.timezone,
             enabled=periodic_task.enabled,
+            key=schedule.key,
             last_run=periodic_task.last_run_at,
             next_run=selectors.schedule_next_run(schedule),
             description=current.description,
@@ -174,6 +198,9 @@ class ScheduleSerializer(serializers.Serializer):
     interval_seconds = serializers.IntegerField(read_only=True, allow_null=True, help_text="Example: 900")
     timezone = serializers.CharField(read_only=True, help_text="IANA time zone of a cron schedule. Example: UTC")
     enabled = serializers.BooleanField(read_only=True)
+    key = serializers.CharField(
+        read_only=True, allow_null=True, help_text="The caller's name for it, unique in the service. Example: nightly"
+    )
     last_run = UtcDateTimeField(read_only=True, allow_null=True, help_text="When beat last sent it.")
     next_run = UtcDateTimeField(
         read_only=True, allow_null=True, help_text="When beat will send it next; null while disabled."
@@ -194,6 +221,7 @@ SCHEDULE_READ_ONLY_FIELDS = frozenset(ScheduleSerializer._declared_fields) - {
     "interval_seconds",
     "timezone",
     "enabled",
+    "key",
 }
 
 
@@ -215,12 +243,65 @@ class ScheduleCreateSerializer(RequestSerializer):
     )
     timezone = _RawChar(required=False, help_text="IANA name for a cron schedule; default UTC. Example: Europe/Paris")
     enabled = _RawBoolean(required=False, help_text="Default: true")
+    key = _RawChar(
+        required=False,
+        allow_null=True,
+        help_text="Optional name, unique in the service, that a bulk replace matches on; letters, digits, "
+        "'.', '-', '_'. Example: nightly-logs",
+    )
 
 
 class ScheduleUpdateSerializer(ScheduleCreateSerializer):
     """PUT or PATCH body: every field optional; only the fields given change (as the seed's PUT)."""
 
     task_name = _RawChar(required=False, help_text="Catalogue task: see /tasks. Example: fetch_logs")
+    schedule_type = _RawChoice(
+        choices=timing.SCHEDULE_TYPES,
+        required=False,
+        help_text="Missing: unchanged. Switching type clears the other type's field.",
+    )
+    timezone = _RawChar(required=False, help_text="IANA name for a cron schedule; missing: unchanged. Example: UTC")
+    enabled = _RawBoolean(required=False, help_text="Missing: unchanged.")
+    key = _RawChar(required=False, allow_null=True, help_text="Missing: unchanged; null removes it. Example: nightly")
+
+
+class ScheduleStateSerializer(serializers.Serializer):
+    """What a caller can set on a schedule: the audit trail's before/after, a replace's changes."""
+
+    task_name = serializers.CharField(help_text="Example: fetch_logs")
+    schedule_type = serializers.ChoiceField(choices=timing.SCHEDULE_TYPES)
+    cron_expression = serializers.CharField(allow_null=True, help_text="Example: */15 * * * *")
+    interval_seconds = serializers.IntegerField(allow_null=True, help_text="Example: 900")
+    timezone = serializers.CharField(help_text="Example: UTC")
+    enabled = serializers.BooleanField()
+    key = serializers.CharField(
+        allow_null=True, required=False, help_text="Absent from events recorded before keys existed."
+    )
+
+
+class ScheduleChangeSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=services.CHANGE_ACTIONS)
+    schedule_id = serializers.UUIDField(
+        allow_null=True, help_text="Null for a schedule a dry run would create (nothing was stored)."
+    )
+    before = ScheduleStateSerializer(allow_null=True, help_text="Null when created.")
+    after = ScheduleStateSerializer(allow_null=True, help_text="Null when deleted.")
+
+
+class ScheduleSetSummarySerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    deleted = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+
+
+class ScheduleSetSerializer(serializers.Serializer):
+    """The answer to a bulk replace: what changed, and the service's schedules after it."""
+
+    dry_run = serializers.BooleanField(help_text="True: nothing was written; `schedules` is the set as it stands.")
+    summary = ScheduleSetSummarySerializer()
+    changes = ScheduleChangeSerializer(many=True)
+    schedules = ScheduleSerializer(many=True)
 
 
 class ToggleSerializer(RequestSerializer):
@@ -240,12 +321,32 @@ class RunResponseSerializer(serializers.Serializer):
     task_id = serializers.CharField(help_text="Celery task id of the message sent.")
 
 
+class RunRecordSerializer(serializers.Serializer):
+    """A run-now event's ``after``: the message sent (or, with ``sent: false``, not sent)."""
+
+    task_id = serializers.CharField(help_text="Celery task id. Example: 6f1c2d3e-...")
+    sent = serializers.BooleanField(required=False, help_text="false when the broker refused it after the fact.")
+    error = serializers.CharField(required=False, help_text="Why it was not sent.")
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="AuditState",
+        serializers=[ScheduleStateSerializer, RunRecordSerializer],
+        resource_type_field_name=None,
+        many=False,
+    )
+)
+class AuditStateField(serializers.JSONField):
+    """A schedule's state, or for a run-now's ``after`` the message sent."""
+
+
 class AuditEventSerializer(serializers.Serializer):
     at = UtcDateTimeField()
     actor = serializers.CharField(help_text="Example: api-key:fastapi, user:alice")
-    action = serializers.CharField(help_text="create, update, toggle, delete or run_now")
-    before = serializers.JSONField(allow_null=True)
-    after = serializers.JSONField(allow_null=True)
+    action = serializers.ChoiceField(choices=["create", "update", "toggle", "delete", "run_now"])
+    before = AuditStateField(allow_null=True, help_text="Null for a create.")
+    after = AuditStateField(allow_null=True, help_text="Null for a delete.")
 
 
 class DispatchSerializer(serializers.Serializer):
@@ -308,8 +409,19 @@ class CronPreviewSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True, help_text="Why the expression is refused, when it is.")
 
 
+# One enum in the schema for both checks (SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
+UP_DOWN = ["ok", "down"]
+
+
 class HealthSerializer(serializers.Serializer):
-    status = serializers.CharField(help_text="ok, degraded (something but the database is down) or down")
-    database = serializers.CharField(help_text="ok or down")
-    broker = serializers.CharField(help_text="ok or down")
-    beat = serializers.CharField(help_text="ok, down or unknown")
+    status = serializers.ChoiceField(
+        choices=["ok", "degraded", "down"],
+        help_text="down: the database is unreachable; degraded: the database is up but the broker is down or "
+        "beat's heartbeat is stale; ok otherwise.",
+    )
+    database = serializers.ChoiceField(choices=UP_DOWN)
+    broker = serializers.ChoiceField(choices=UP_DOWN)
+    beat = serializers.ChoiceField(
+        choices=["ok", "stale", "unknown"],
+        help_text="ok: a heartbeat ran recently; stale: the last one is too old; unknown: none recorded yet.",
+    )

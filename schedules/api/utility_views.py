@@ -11,13 +11,13 @@ from rest_framework.views import APIView
 
 from .. import catalogue, cron, health
 from .filters import CronPreviewQuerySerializer, validated_query
-from .serializers import ERROR_RESPONSES, CatalogueTaskSerializer, CronPreviewSerializer, HealthSerializer
+from .serializers import CatalogueTaskSerializer, CronPreviewSerializer, HealthSerializer, errors_for
 
 
 class TaskViewSet(viewsets.ViewSet):
     @extend_schema(
         summary="The task catalogue",
-        responses={200: CatalogueTaskSerializer(many=True), 400: ERROR_RESPONSES[HTTPStatus.BAD_REQUEST]},
+        responses={200: CatalogueTaskSerializer(many=True), **errors_for(400, 401, 403)},
     )
     def list(self, request):
         validated_query(request)
@@ -33,7 +33,7 @@ class CronPreviewView(APIView):
             "`error`; a missing `expression`, a bad `timezone` or `count` answers 400."
         ),
         parameters=[CronPreviewQuerySerializer],
-        responses={200: CronPreviewSerializer, 400: ERROR_RESPONSES[HTTPStatus.BAD_REQUEST]},
+        responses={200: CronPreviewSerializer, **errors_for(400, 401, 403)},
     )
     def get(self, request):
         query = validated_query(request, CronPreviewQuerySerializer)

@@ -268,6 +268,7 @@ def test_audit_records_who_what_before_and_after(make_schedule, actor):
         "interval_seconds": None,
         "timezone": "UTC",
         "enabled": True,
+        "key": None,
     }
     assert update.before == create.after
     assert update.after == {**create.after, "cron_expression": "0 * * * *", "timezone": "Asia/Tokyo"}

@@ -169,6 +169,7 @@ def test_schedule_edit_form_shows_the_current_timing(admin_client, make_schedule
         "interval_seconds": None,
         "timezone": "Asia/Tokyo",
         "enabled": True,
+        "key": None,
     }
     page = response.content.decode()
     assert "At 02:00" in page and utc(selectors.schedule_next_run(schedule)) in page
@@ -193,6 +194,7 @@ def test_schedule_edit_switches_type_through_the_write_path(admin_client, make_s
         "interval_seconds": None,
         "timezone": "UTC",
         "enabled": True,
+        "key": None,
     }
     assert event.after == {
         "task_name": "fetch_logs",
@@ -201,6 +203,7 @@ def test_schedule_edit_switches_type_through_the_write_path(admin_client, make_s
         "interval_seconds": 600,
         "timezone": "UTC",
         "enabled": False,
+        "key": None,
     }
 
 

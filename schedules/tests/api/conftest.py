@@ -80,7 +80,11 @@ def assert_refused(api, make_schedule):
         body = response.json()
         assert isinstance(body["detail"], str) and body["detail"].strip()
         assert body["code"] == code
-        if error_fields is None:
+        if code == "conflict":
+            # A conflict names what it conflicts with, for programs.
+            assert set(body) == {"detail", "code", "existing_id"}
+            assert isinstance(body["existing_id"], str) and body["existing_id"] in body["detail"]
+        elif error_fields is None:
             assert set(body) == {"detail", "code"}
         else:
             assert set(body) == {"detail", "code", "errors"}

@@ -72,6 +72,7 @@ def expected_body(schedule_id, **overrides) -> dict:
         "interval_seconds": interval.every if interval else None,
         "timezone": str(crontab.timezone) if crontab else "UTC",
         "enabled": periodic_task.enabled,
+        "key": schedule.key,
         "last_run": iso(periodic_task.last_run_at),
         "total_run_count": periodic_task.total_run_count,
         "created_at": iso(schedule.created_at),

@@ -92,3 +92,19 @@ def test_refused_credentials_get_a_clear_body_and_write_nothing(
 ):
     """Missing, wrong, malformed, revoked or non-staff credentials: 401/403 with `detail`, and no write."""
     assert_refused(method, path, request_kwargs, status, code, error_fields)
+
+
+@pytest.mark.parametrize("header", ["Bearer abc.def", "Basic dXNlcjpwYXNz"])
+def test_unknown_scheme_401_names_the_accepted_schemes(service, header):
+    """A generated client's default `Bearer` is told what to send instead, not that nothing was sent."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    response = client.get(f"{BASE}/services")
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    scheme = header.split()[0]
+    assert response.json() == {
+        "detail": f"The Authorization scheme '{scheme}' is not accepted; send 'Authorization: Token <key>' "
+        "(or 'Api-Key <key>').",
+        "code": "not_authenticated",
+    }
+    assert response["WWW-Authenticate"] == "Token"

@@ -99,3 +99,25 @@ def test_concurrent_service_puts_create_it_once(api_key):
     statuses = _in_threads(4, put)
     assert sorted(statuses) == [HTTPStatus.OK] * 3 + [HTTPStatus.CREATED]
     assert Service.objects.filter(pk="billing-api").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_with_one_idempotency_key_create_once(api_key, service):
+    """Six copies of one keyed create at once (a client retrying while the first is in flight):
+    one schedule, and every caller gets the same 201 body."""
+    body = json.dumps({"task_name": "fetch_logs", "cron_expression": "*/5 * * * *"})
+
+    def create(_):
+        response = key_client(api_key).post(
+            f"{BASE}/services/web-app/schedules",
+            data=body,
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="retry-me",
+        )
+        return response.status_code, response.json()
+
+    answers = _in_threads(6, create)
+    assert {status for status, _ in answers} == {HTTPStatus.CREATED}
+    assert len({json.dumps(answer, sort_keys=True) for _, answer in answers}) == 1
+    assert TaskSchedule.objects.count() == PeriodicTask.objects.count() == 1
+    assert AuditEvent.objects.filter(action="create", target="schedule").count() == 1

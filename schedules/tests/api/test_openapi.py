@@ -4,8 +4,10 @@ from http import HTTPStatus
 from pathlib import Path
 
 import pytest
+import yaml
 from django.conf import settings
 from django.core.management import call_command
+from openapi_spec_validator import validate
 from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
@@ -48,3 +50,32 @@ def test_schema_is_served_to_staff(admin_client):
 def test_docs_and_schema_refuse_anonymous_callers(path):
     """Like the API itself, its description needs a staff login or an API key."""
     assert APIClient().get(path).status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_committed_schema_is_valid_openapi():
+    """openapi-spec-validator accepts schema.yml (what generators such as openapi-python-client read)."""
+    validate(yaml.safe_load(SCHEMA.read_text()))
+
+
+def _operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def test_every_authenticated_operation_declares_401_and_403():
+    """A generated client maps a bad key to an error, not to an unexpected status."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    missing = [
+        (method, path)
+        for path, method, operation in _operations(schema)
+        if operation.get("security") and not {"401", "403"} <= set(operation["responses"])
+    ]
+    assert missing == []
+
+
+def test_token_scheme_is_documented_for_generated_clients():
+    """The security scheme says the header is `Authorization: Token <key>`."""
+    scheme = yaml.safe_load(SCHEMA.read_text())["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
+    assert "`Authorization: Token <key>`" in scheme["description"]

@@ -126,3 +126,23 @@ def test_bad_service_request_is_refused_and_writes_nothing(
 ):
     """A bad service id or name gets its 4xx with `detail` and `errors`, and no write."""
     assert_refused(method, path, request_kwargs, status, code, error_fields)
+
+
+def test_conflict_body_carries_the_existing_id(api, service, make_schedule):
+    """A 409 names what it conflicts with as data, not only inside the sentence."""
+    existing = make_schedule(cron_expression="0 * * * *")
+    response = api.post(
+        f"{BASE}/services/web-app/schedules", {"task_name": "fetch_logs", "cron_expression": "@hourly"}, format="json"
+    )
+    assert response.status_code == HTTPStatus.CONFLICT
+    assert response.json() == {
+        "detail": f"Service 'web-app' already has this fetch_logs schedule (id {existing.pk}).",
+        "code": "conflict",
+        "existing_id": str(existing.pk),
+    }
+    duplicate = api.post(f"{BASE}/services", {"id": "web-app", "name": "Again"}, format="json")
+    assert duplicate.json() == {
+        "detail": "Service 'web-app' already exists.",
+        "code": "conflict",
+        "existing_id": "web-app",
+    }

@@ -1,0 +1,57 @@
+"""Python client for the luffy-admin task scheduling API: sync and async, typed, safe to retry."""
+
+from .client import AsyncLuffyAdmin, LuffyAdmin, Page
+from .errors import (
+    AuthenticationFailed,
+    Conflict,
+    IdempotencyKeyReused,
+    LuffyAdminError,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    RateLimited,
+    Unavailable,
+    ValidationFailed,
+)
+from .models import (
+    AuditEvent,
+    CatalogueTask,
+    CronPreview,
+    Dispatch,
+    Health,
+    RunResponse,
+    Schedule,
+    ScheduleChange,
+    ScheduleSet,
+    ScheduleSpec,
+    ScheduleState,
+    Service,
+)
+
+__all__ = [
+    "AsyncLuffyAdmin",
+    "AuditEvent",
+    "AuthenticationFailed",
+    "CatalogueTask",
+    "Conflict",
+    "CronPreview",
+    "Dispatch",
+    "Health",
+    "IdempotencyKeyReused",
+    "LuffyAdmin",
+    "LuffyAdminError",
+    "NotFound",
+    "Page",
+    "PermissionDenied",
+    "PreconditionFailed",
+    "RateLimited",
+    "RunResponse",
+    "Schedule",
+    "ScheduleChange",
+    "ScheduleSet",
+    "ScheduleSpec",
+    "ScheduleState",
+    "Service",
+    "Unavailable",
+    "ValidationFailed",
+]

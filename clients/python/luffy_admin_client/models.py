@@ -1,0 +1,214 @@
+"""The API's JSON shapes as Pydantic v2 models.
+
+Each model names the ``schema.yml`` component it mirrors (``COMPONENT``); a test compares field
+names, types and required-ness against the committed schema, so they cannot drift. Responses
+ignore fields a newer server adds; requests refuse unknown fields, as the server does.
+"""
+
+from datetime import datetime
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+ScheduleType = Literal["cron", "interval"]
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    COMPONENT: ClassVar[str]
+
+
+class _Versioned(_Response):
+    """A resource read with its version (the ``ETag`` header), for ``if_match=``."""
+
+    _etag: str | None = PrivateAttr(default=None)
+
+    @property
+    def etag(self) -> str | None:
+        return self._etag
+
+
+class Service(_Versioned):
+    COMPONENT: ClassVar[str] = "Service"
+
+    id: str
+    name: str
+    description: str
+    schedule_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Schedule(_Versioned):
+    COMPONENT: ClassVar[str] = "Schedule"
+
+    id: UUID
+    service_id: str
+    task_name: str
+    task_path: str
+    schedule_type: ScheduleType
+    cron_expression: str | None
+    interval_seconds: int | None
+    timezone: str
+    enabled: bool
+    key: str | None
+    last_run: datetime | None
+    next_run: datetime | None
+    description: str
+    total_run_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ScheduleSpec(BaseModel):
+    """A schedule as a caller wants it: a create body, and one item of ``apply_schedules``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    COMPONENT: ClassVar[str] = "ScheduleCreateRequest"
+
+    task_name: str
+    schedule_type: ScheduleType = "cron"
+    cron_expression: str | None = None
+    interval_seconds: int | None = None
+    timezone: str = "UTC"
+    enabled: bool = True
+    key: str | None = None
+
+
+class ScheduleState(_Response):
+    """What a caller can set on a schedule, as a replace's changes and the audit trail show it."""
+
+    COMPONENT: ClassVar[str] = "ScheduleState"
+
+    task_name: str
+    schedule_type: ScheduleType
+    cron_expression: str | None
+    interval_seconds: int | None
+    timezone: str
+    enabled: bool
+    key: str | None = None
+
+
+class ScheduleChange(_Response):
+    COMPONENT: ClassVar[str] = "ScheduleChange"
+
+    action: Literal["created", "updated", "deleted", "unchanged"]
+    schedule_id: UUID | None
+    before: ScheduleState | None
+    after: ScheduleState | None
+
+
+class ScheduleSetSummary(_Response):
+    COMPONENT: ClassVar[str] = "ScheduleSetSummary"
+
+    created: int
+    updated: int
+    deleted: int
+    unchanged: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+
+class ScheduleSet(_Response):
+    """The answer to ``apply_schedules``: what changed, and the service's schedules after it."""
+
+    COMPONENT: ClassVar[str] = "ScheduleSet"
+
+    dry_run: bool
+    summary: ScheduleSetSummary
+    changes: list[ScheduleChange]
+    schedules: list[Schedule]
+
+
+class RunRecord(_Response):
+    COMPONENT: ClassVar[str] = "RunRecord"
+
+    task_id: str
+    sent: bool | None = None
+    error: str | None = None
+
+
+class AuditEvent(_Response):
+    COMPONENT: ClassVar[str] = "AuditEvent"
+
+    at: datetime
+    actor: str
+    action: Literal["create", "update", "toggle", "delete", "run_now"]
+    before: ScheduleState | RunRecord | None
+    after: ScheduleState | RunRecord | None
+
+
+class Dispatch(_Response):
+    COMPONENT: ClassVar[str] = "Dispatch"
+
+    slot: datetime
+    task_id: str
+    sent_at: datetime
+
+
+class CatalogueTask(_Response):
+    COMPONENT: ClassVar[str] = "CatalogueTask"
+
+    name: str
+    task_path: str
+    queue: str
+    description: str
+    min_interval_seconds: int
+    max_interval_seconds: int
+
+
+class CronPreview(_Response):
+    COMPONENT: ClassVar[str] = "CronPreview"
+
+    valid: bool
+    expression: str
+    description: str | None
+    next_runs: list[datetime]
+    error: str | None
+
+
+class Health(_Response):
+    COMPONENT: ClassVar[str] = "Health"
+
+    status: Literal["ok", "degraded", "down"]
+    database: Literal["ok", "down"]
+    broker: Literal["ok", "down"]
+    beat: Literal["ok", "stale", "unknown"]
+
+
+class RunResponse(_Response):
+    COMPONENT: ClassVar[str] = "RunResponse"
+
+    task_id: str
+
+
+class ErrorBody(_Response):
+    COMPONENT: ClassVar[str] = "Error"
+
+    detail: str
+    code: str
+    errors: dict[str, list[str]] | None = None
+    existing_id: str | None = None
+
+
+# Every model the drift test checks against schema.yml.
+MODELS = (
+    Service,
+    Schedule,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleChange,
+    ScheduleSetSummary,
+    ScheduleSet,
+    RunRecord,
+    AuditEvent,
+    Dispatch,
+    CatalogueTask,
+    CronPreview,
+    Health,
+    RunResponse,
+    ErrorBody,
+)
