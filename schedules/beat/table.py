@@ -168,7 +168,7 @@ class Table:
             if self._entries.get(entry.id) is not entry or entry.due != due:
                 continue  # changed or removed since it was pushed
             batch.append(entry)
-        if len(heap) > 2 * len(self._entries) + 1000:
+        if len(heap) > 2 * len(self._entries) + 100:
             # Changes leave superseded items behind; drop them before they outnumber the live ones.
             self._heap = [item for item in heap if self._entries.get(item[2].id) is item[2] and item[2].due == item[0]]
             heapq.heapify(self._heap)
@@ -263,7 +263,9 @@ class Table:
 
     def _compact(self):
         """Drop the shared copies and timings no entry uses any more (edits leave old ones behind)."""
-        if len(self._shared) + len(self._timings) <= 4 * len(self._entries) + 1000:
+        # An entry uses at most six (task, args, kwargs, headers, options, timing): rebuild once
+        # twice that many are kept, so the work stays proportional to the edits.
+        if len(self._shared) + len(self._timings) <= 12 * len(self._entries) + 100:
             return
         live = self._entries.values()
         self._shared = {}
