@@ -10,6 +10,8 @@ from .entries import Claim
 logger = logging.getLogger(__name__)
 
 LOCK_KEY = zlib.crc32(b"luffy-admin fleet beat")
+# How long data may go unacknowledged on the lock's link before either end drops it.
+SESSION_TIMEOUT_MS = 8000
 
 
 class LeaderLock:
@@ -20,28 +22,44 @@ class LeaderLock:
     claim that succeeds proves the lock was still held when the slot was claimed.
     """
 
-    def __init__(self, database: dict):
+    def __init__(self, database):
+        """``database``: Django's connection, whose parameters (OPTIONS included) this session uses."""
         self._database = database
         self._conn = None
 
     def _connect(self):
         import psycopg2
 
-        options = self._database.get("OPTIONS", {})
+        # Django's own parameters: sslmode, sslrootcert, options=-c search_path=... and the
+        # rest of OPTIONS apply to the lock's session as to every other query of beat's.
+        params = self._database.get_connection_params()
+        params.pop("cursor_factory", None)
+        params.setdefault("connect_timeout", 5)
+        options = params.pop("options", None)
         self._conn = psycopg2.connect(
-            dbname=self._database["NAME"],
-            user=self._database.get("USER") or None,
-            password=self._database.get("PASSWORD") or None,
-            host=self._database.get("HOST") or None,
-            port=self._database.get("PORT") or None,
-            connect_timeout=options.get("connect_timeout", 5),
+            **params,
             application_name="luffy-beat-lock",
-            # A dead peer must end the session within seconds, releasing the lock (fail closed).
+            # A dead peer must end the session within seconds, releasing the lock (fail
+            # closed). Keepalives only probe an idle link; tcp_user_timeout also ends a
+            # connection whose sent data goes unacknowledged (packets dropped), and the
+            # server-side settings make PostgreSQL end the session, and free the lock,
+            # when this beat is the one cut off.
             keepalives=1,
             keepalives_idle=5,
             keepalives_interval=2,
             keepalives_count=2,
-            options="-c statement_timeout=5000",
+            tcp_user_timeout=SESSION_TIMEOUT_MS,
+            options=" ".join(
+                filter(
+                    None,
+                    [
+                        options,
+                        "-c statement_timeout=5000",
+                        "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=2",
+                        f"-c tcp_user_timeout={SESSION_TIMEOUT_MS}",
+                    ],
+                )
+            ),
         )
         self._conn.autocommit = True
 
@@ -81,8 +99,15 @@ class LeaderLock:
         return {(name, to_us(slot)) for name, slot in claimed}
 
     def release(self):
-        """End the session, and with it the lock (a test's stand-in for a killed process)."""
+        """Unlock and end the session: a standby may take over at once."""
         if self._conn is not None:
+            try:
+                # Unlock first: the server frees a closed session's locks only once it notices
+                # the hang-up, and a standby that tries in between would wait another second.
+                with self._conn.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock_all()")
+            except Exception:  # the session is already dead, and the lock with it
+                pass
             try:
                 self._conn.close()
             except Exception:  # already dead: closing is all that was left to do

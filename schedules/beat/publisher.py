@@ -36,7 +36,7 @@ class Send:
     def of(cls, entry: Entry) -> "Send":
         """The send for the entry's due slot."""
         slot = entry.due
-        period = entry.expire_us if entry.expire_us is not None else entry.timing.after(slot) - slot
+        period = entry.expire_us if entry.expire_us is not None else entry.period()
         return cls(
             name=entry.name,
             task=entry.task,

@@ -73,7 +73,7 @@ class FleetScheduler(Scheduler):
             max_unsaved_claims=self.max_unsaved_claims,
         )
         self.publisher = Publisher(self.app, retry_every=us(self.broker_retry_seconds))
-        self.lock = None if self.single else LeaderLock(connection.settings_dict)
+        self.lock = None if self.single else LeaderLock(connection)
         self.is_leader = self.single
         self._lock_retry, self._max_sleep = us(self.lock_retry_seconds), us(self.max_interval)
         self._lock_check_at = 0
@@ -93,7 +93,8 @@ class FleetScheduler(Scheduler):
         return False  # run state is flushed from tick() on its own clock
 
     def sync(self):
-        if self.is_leader:
+        # A beat whose lock session died must not write: the next leader's run state is newer.
+        if self.is_leader and (self.lock is None or self.lock.alive()):
             self.store.flush()
 
     def close(self):
@@ -121,8 +122,10 @@ class FleetScheduler(Scheduler):
             self._check_leadership(now)
         if not self.is_leader:
             return self.lock_retry_seconds
-        if not self.table.loaded and not self.store.load():
-            return self.lock_retry_seconds
+        if not self.table.loaded:
+            if not self.store.load():
+                return self.lock_retry_seconds
+            now = self._now()  # a load takes seconds: claims and expiry go by the time after it
         self.store.keep_up(now)
         self._dispatch_due(now)
 
@@ -165,10 +168,10 @@ class FleetScheduler(Scheduler):
     def _dispatch_due(self, now: int):
         """Claim every due slot (up to ``max_batch``), queue the sends, move the entries on."""
         batch = self.table.pop_due(now, self.max_batch)
-        if not batch:
-            return
+        retired = [entry for entry in batch if entry.retired]
+        batch = [entry for entry in batch if not entry.retired]
         sends = [Send.of(entry) for entry in batch]
-        claimed = self._claim([Claim(send.name, send.slot, send.task_id, now) for send in sends])
+        claimed = self._claim([Claim(send.name, send.slot, send.task_id, now) for send in sends]) if sends else set()
         if claimed is None:
             return  # no longer the leader: the state went with the lock
         for entry, send in zip(batch, sends, strict=True):
@@ -178,7 +181,16 @@ class FleetScheduler(Scheduler):
                 logger.warning("beat: %s slot %s was already sent; not sending it again", send.name, from_us(send.slot))
             self.table.advance(entry)
             self.store.record_run(entry)
-        self.publisher.drain(now)
+        # Written at once, not with the next flush: the API's next_run reads last_run_at, and
+        # a one-off saved meanwhile must not come back armed.
+        for entry in retired:
+            self.table.forget(entry.id)  # read again from the row: retried if the write fails
+        retired += [entry for entry in batch if entry.one_off and (entry.name, entry.sent) in claimed]
+        if retired:
+            self.store.retire(retired)
+        if batch:
+            self.publisher.drain(now)
+            self.store.flush()
 
     def _claim(self, claims: list[Claim]) -> set[tuple[str, int]] | None:
         if self.single:

@@ -19,14 +19,14 @@ from collections import deque
 from datetime import timedelta
 
 from django.db import DatabaseError, InterfaceError, connection, transaction
-from django.db.models import Count, F, Max, Sum
+from django.db.models import Count, F, Max, Q, Sum
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import ModelEntry
 
 from ..models import Dispatch
 from .clock import MICROSECOND, Clock, from_us, to_us
 from .entries import Claim, Entry
-from .table import ROW_FIELDS, Table
+from .table import Table, read_rows
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,11 @@ COMMIT_LAG = timedelta(seconds=10) // MICROSECOND
 STAMP_SLACK = timedelta(seconds=2) // MICROSECOND
 # How far back a new leader reads dispatch claims the old leader may not have written back.
 CLAIM_LOOKBACK = timedelta(minutes=10) // MICROSECOND
+# Pruning deletes this many records per statement, for at most this long per run; a run that
+# ran out of time is followed by another this soon.
+PRUNE_BATCH = 10_000
+PRUNE_BUDGET_SECONDS = 0.5
+PRUNE_BEHIND_US = timedelta(seconds=1) // MICROSECOND
 
 
 def _database_errors():
@@ -154,7 +159,7 @@ class Store:
             )
             last_update = PeriodicTasks.last_change()
             # Streamed in chunks: the whole table is never held as rows next to the entries.
-            for row in PeriodicTask.objects.values_list(*ROW_FIELDS, named=True).order_by("id").iterator(2000):
+            for row in read_rows(PeriodicTask.objects.order_by("id")).iterator(2000):
                 table.apply(row, claimed_slot=_us_or_none(claimed.get(row.name)), push=False)
             return _us_or_none(last_update)
 
@@ -185,7 +190,7 @@ class Store:
         since = from_us(self._polled_at - COMMIT_LAG)
 
         def poll():
-            changed = PeriodicTask.objects.filter(date_changed__gt=since).values_list(*ROW_FIELDS, named=True)
+            changed = read_rows(PeriodicTask.objects.filter(date_changed__gt=since))
             return list(changed), _us_or_none(PeriodicTasks.last_change())
 
         polled = self._db("polling for changes", poll)
@@ -220,11 +225,7 @@ class Store:
         cursor = self._reconcile_cursor
         page = self._db(
             "reconciling",
-            lambda: list(
-                PeriodicTask.objects.filter(id__gt=cursor)
-                .order_by("id")
-                .values_list(*ROW_FIELDS, named=True)[: self._page_size]
-            ),
+            lambda: list(read_rows(PeriodicTask.objects.filter(id__gt=cursor).order_by("id"))[: self._page_size]),
         )
         pages = max(1, -(-len(self._table.row_ids) // self._page_size))
         self._next["reconcile"] = now + self._reconcile_every // pages
@@ -241,9 +242,31 @@ class Store:
     # --- run state, claims, records -----------------------------------------------------------
 
     def record_run(self, entry: Entry):
-        """The entry was sent and advanced: its anchor goes back with the next flush."""
+        """The entry was sent and advanced: the slot sent goes back with the next flush.
+
+        The slot, not the anchor: skipping stale slots may have moved the anchor further on.
+        """
         runs = self._dirty.get(entry.id, (0, 0, 0))[1]
-        self._dirty[entry.id] = (entry.anchor, runs + 1, entry.date_changed)
+        self._dirty[entry.id] = (entry.sent, runs + 1, entry.date_changed)
+
+    def retire(self, entries: list[Entry]):
+        """Disable rows that are done (a one-off that ran, a row past ``expires``), as stock does.
+
+        Stock's ``save()`` clears ``last_run_at`` of a disabled row and resets a one-off's
+        count, so enabling the row again arms it again; the change is signalled like a save.
+        """
+        ids = [entry.id for entry in entries]
+        for row_id in ids:
+            self._dirty.pop(row_id, None)
+
+        def disable():
+            with transaction.atomic():
+                PeriodicTask.objects.filter(pk__in=ids, enabled=True).update(
+                    enabled=False, total_run_count=0, last_run_at=None, date_changed=from_us(self._now())
+                )
+                PeriodicTasks.update_changed()
+
+        self._db("disabling finished schedules", disable)
 
     def flush(self):
         """Write run state back, batched; a row changed since it was read keeps its new anchor.
@@ -251,7 +274,8 @@ class Store:
         An UPDATE, never ``save()``: ``date_changed`` and ``PeriodicTasks.last_update`` stay
         as they are, so no scheduler takes its own write for a change. ``date_changed`` is
         in the condition because the write path clears ``last_run_at`` on a timing change, and
-        an older slot written over that would bring the next run forward.
+        an older slot written over that would bring the next run forward. ``last_run_at``
+        never moves backwards: a leader that lost its lock may flush after the next one did.
         """
         if not self._dirty:
             return
@@ -272,7 +296,8 @@ class Store:
                 execute_values(
                     cursor.cursor,
                     f"UPDATE {PeriodicTask._meta.db_table} AS t "
-                    "SET last_run_at = v.last_run_at, total_run_count = t.total_run_count + v.runs "
+                    "SET last_run_at = GREATEST(t.last_run_at, v.last_run_at), "
+                    "total_run_count = t.total_run_count + v.runs "
                     "FROM (VALUES %s) AS v (id, last_run_at, runs, date_changed) "
                     "WHERE t.id = v.id AND t.date_changed = v.date_changed",
                     [(row_id, from_us(anchor), runs, from_us(changed)) for row_id, (anchor, runs, changed) in batch],
@@ -282,8 +307,10 @@ class Store:
             return True
         with transaction.atomic():
             for row_id, (anchor, runs, changed) in batch:
-                PeriodicTask.objects.filter(pk=row_id, date_changed=from_us(changed)).update(
-                    last_run_at=from_us(anchor), total_run_count=F("total_run_count") + runs
+                row = PeriodicTask.objects.filter(pk=row_id, date_changed=from_us(changed))
+                row.update(total_run_count=F("total_run_count") + runs)
+                row.filter(Q(last_run_at__isnull=True) | Q(last_run_at__lt=from_us(anchor))).update(
+                    last_run_at=from_us(anchor)
                 )
         return True
 
@@ -311,11 +338,17 @@ class Store:
         )
 
     def _prune(self):
-        """Dispatch records past the retention go, 10,000 at a time; the API shows the last 10."""
+        """Delete dispatch records past the retention, in batches, until none are left or the
+        time budget is spent (then again a second later): deleting one fixed batch a minute
+        fell behind any rate over 167 sends/s."""
         cutoff = from_us(self._now() - self._retention)
-        self._db(
-            "pruning dispatch records",
-            lambda: Dispatch.objects.filter(
-                pk__in=Dispatch.objects.filter(sent_at__lt=cutoff).values("pk")[:10000]
-            ).delete(),
-        )
+        started = time.perf_counter()
+
+        def delete_batch() -> int:
+            expired = Dispatch.objects.filter(sent_at__lt=cutoff).values("pk")[:PRUNE_BATCH]
+            return Dispatch.objects.filter(pk__in=expired).delete()[0]
+
+        while self._db("pruning dispatch records", delete_batch) == PRUNE_BATCH:
+            if time.perf_counter() - started > PRUNE_BUDGET_SECONDS:
+                self._next["prune"] = self._now() + PRUNE_BEHIND_US
+                return

@@ -13,13 +13,16 @@ import logging
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from django.db.models import CharField
+from django.db.models.functions import Cast
+
 from ..beat_rows import CRONTAB_FIELDS
 from .clock import SECOND, Clock, from_us, to_us
-from .entries import CATCH_UP, Cron, Entry, Interval, Unschedulable
+from .entries import CATCH_UP, Clocked, Cron, Entry, Interval, Solar, Unschedulable
 
 logger = logging.getLogger(__name__)
 
-# The PeriodicTask columns an entry is built from (``values_list(*ROW_FIELDS, named=True)``).
+# The PeriodicTask columns an entry is built from (``read_rows``).
 ROW_FIELDS = (
     "id",
     "name",
@@ -42,14 +45,28 @@ ROW_FIELDS = (
     "interval__period",
     "crontab_id",
     *(f"crontab__{name}" for name in CRONTAB_FIELDS),
-    "crontab__timezone",
+    "crontab_zone",  # the zone's name as stored: see ``rows``
     "solar_id",
+    "solar__event",
+    "solar__latitude",
+    "solar__longitude",
     "clocked_id",
+    "clocked__clocked_time",
     # Run state last: it is left out of the change fingerprint (this scheduler writes it).
     "last_run_at",
     "total_run_count",
 )
 RUN_STATE_FIELDS = 2
+
+
+def read_rows(queryset):
+    """``PeriodicTask`` rows as the table reads them, named tuples of ``ROW_FIELDS``.
+
+    The zone is read as text: a name zoneinfo does not know (SQL, or a tzdata upgrade that
+    dropped it) would make the ORM's time zone field raise for the whole query; here it makes
+    one row unschedulable.
+    """
+    return queryset.annotate(crontab_zone=Cast("crontab__timezone", CharField())).values_list(*ROW_FIELDS, named=True)
 
 
 class Table:
@@ -119,6 +136,7 @@ class Table:
         fingerprint = hash(row[:-RUN_STATE_FIELDS])
         if self._rows.get(row_id) == fingerprint:
             return False
+        self._compact()  # before the row's old entry goes, so its timing is still the live one
         previous = self._entries.pop(row_id, None)
         self._rows[row_id] = fingerprint
         self._unschedulable.discard(row_id)
@@ -126,7 +144,7 @@ class Table:
             return True
         try:
             entry = self._build(row, previous, claimed_slot)
-        except (Unschedulable, OverflowError, ValueError, TypeError) as exc:
+        except (Unschedulable, OverflowError, ValueError, TypeError, RuntimeError) as exc:
             self._unschedulable.add(row_id)
             logger.error("beat: skipping schedule %r: %s", name, exc)
             return True
@@ -150,18 +168,19 @@ class Table:
             if self._entries.get(entry.id) is not entry or entry.due != due:
                 continue  # changed or removed since it was pushed
             batch.append(entry)
-        if len(heap) > 2 * len(self._entries) + 1000:
+        if len(heap) > 2 * len(self._entries) + 100:
             # Changes leave superseded items behind; drop them before they outnumber the live ones.
             self._heap = [item for item in heap if self._entries.get(item[2].id) is item[2] and item[2].due == item[0]]
             heapq.heapify(self._heap)
         return batch
 
     def advance(self, entry: Entry):
-        """The entry's due slot was sent: anchor on it and queue the next one, if any."""
+        """The entry's due slot was sent (or it retired): anchor on it and queue the next one, if any."""
         entry.anchor = entry.sent = entry.due
+        entry.ran = True
         try:
-            due = None if entry.one_off else self._skip_stale(entry, entry.next_due())
-        except (OverflowError, ValueError) as exc:
+            due = None if (entry.one_off or entry.retired) else self._skip_stale(entry, entry.next_due())
+        except (OverflowError, ValueError, RuntimeError) as exc:
             logger.error("beat: skipping schedule %r from now on: %s", entry.name, exc)
             due = None
         entry.due = due
@@ -173,29 +192,35 @@ class Table:
     # --- rows to entries ----------------------------------------------------------------------
 
     def _timing(self, row):
-        if row.interval_id is not None and row.crontab_id is None:
-            key = ("interval", row.interval__every, row.interval__period)
-            if key not in self._timings:
-                self._timings[key] = Interval(row.interval__every, row.interval__period)
-            return self._timings[key]
-        if row.crontab_id is not None and row.interval_id is None:
-            fields = tuple(getattr(row, f"crontab__{name}") for name in CRONTAB_FIELDS)
-            key = ("cron", *fields, str(row.crontab__timezone))
-            if key not in self._timings:
-                self._timings[key] = Cron(fields, row.crontab__timezone)
-            return self._timings[key]
-        raise Unschedulable("only interval and crontab schedules are supported, one per row")
+        kinds = [kind for kind in ("interval", "crontab", "solar", "clocked") if getattr(row, f"{kind}_id") is not None]
+        if len(kinds) != 1:
+            raise Unschedulable("a row needs exactly one of interval, crontab, solar and clocked")
+        kind = kinds[0]
+        if kind == "interval":
+            key = (kind, row.interval__every, row.interval__period)
+        elif kind == "crontab":
+            key = (kind, *(getattr(row, f"crontab__{name}") for name in CRONTAB_FIELDS), row.crontab_zone)
+        elif kind == "solar":
+            key = (kind, row.solar__event, row.solar__latitude, row.solar__longitude)
+        else:
+            key = (kind, row.clocked__clocked_time)
+        if key not in self._timings:
+            self._timings[key] = Cron(key[1:6], key[6]) if kind == "crontab" else _TIMINGS[kind](*key[1:])
+        return self._timings[key]
 
     def _build(self, row, previous: Entry | None, claimed_slot: int | None) -> Entry:
         try:
-            decoded_args = json.loads(row.args or "[]")
-            decoded_kwargs = json.loads(row.kwargs or "{}")
+            decoded = [json.loads(text or empty) for text, empty in ((row.args, "[]"), (row.kwargs, "{}"))]
             decoded_headers = json.loads(row.headers or "{}")
         except ValueError as exc:
             raise Unschedulable(f"arguments are not valid JSON ({exc})") from None
+        # JSON null is sent as no arguments, as stock sends it.
+        decoded_args, decoded_kwargs = decoded[0] if decoded[0] is not None else [], decoded[1] or {}
         shapes = (isinstance(decoded_args, list), isinstance(decoded_kwargs, dict), isinstance(decoded_headers, dict))
         if not all(shapes):
             raise Unschedulable("args must be a JSON list, kwargs and headers JSON objects")
+        args = row.args if decoded[0] is not None else "[]"
+        kwargs = row.kwargs if decoded[1] is not None else "{}"
         routing = tuple(
             (key, getattr(row, key))
             for key in ("queue", "exchange", "routing_key", "priority")
@@ -207,8 +232,8 @@ class Table:
         entry = Entry()
         entry.id, entry.name = row.id, row.name
         entry.task = shared.setdefault(row.task, row.task)
-        entry.args = shared.setdefault(row.args or "[]", row.args or "[]")
-        entry.kwargs = shared.setdefault(row.kwargs or "{}", row.kwargs or "{}")
+        entry.args = shared.setdefault(args or "[]", args or "[]")
+        entry.kwargs = shared.setdefault(kwargs or "{}", kwargs or "{}")
         entry.headers = shared.setdefault(row.headers or "{}", row.headers or "{}")
         entry.options = shared.setdefault(routing, dict(routing))
         entry.timing = self._timing(row)
@@ -217,18 +242,49 @@ class Table:
         entry.stop = to_us(row.expires) if row.expires else None
         entry.one_off = row.one_off
         entry.expire_us = row.expire_seconds * SECOND if row.expire_seconds else None
+        entry.retired = False
         # The row's anchor, unless this beat (or, after a takeover, the last leader) has
-        # already sent a later slot that is not written back yet.
-        entry.sent = max(previous.sent if previous is not None else 0, claimed_slot if claimed_slot is not None else 0)
+        # already sent a later slot that is not written back yet. A slot sent on another
+        # timing does not count: the change's time stays the anchor, so the next_run the
+        # write path returned is the next send (the claim still keeps that slot single).
+        same_timing = previous is not None and previous.timing is entry.timing
+        entry.sent = max(previous.sent if same_timing else 0, claimed_slot if claimed_slot is not None else 0)
         entry.anchor = max(to_us(row.last_run_at or row.date_changed), entry.sent)
-        entry.due = None if (row.one_off and row.total_run_count) else self._skip_stale(entry, entry.next_due())
+        entry.ran = row.last_run_at is not None or entry.sent > 0
+        # A one-off that ran (its count, or a claim made after its last change: the leader
+        # that sent it died before disabling it) is disabled now, not sent again.
+        finished = row.total_run_count or (claimed_slot is not None and claimed_slot > entry.date_changed)
+        if row.one_off and finished:
+            entry.retired = True
+            entry.due = self._now()
+        else:
+            entry.due = self._skip_stale(entry, entry.next_due())
         return entry
+
+    def _compact(self):
+        """Drop the shared copies and timings no entry uses any more (edits leave old ones behind)."""
+        # An entry uses at most six (task, args, kwargs, headers, options, timing): rebuild once
+        # twice that many are kept, so the work stays proportional to the edits.
+        if len(self._shared) + len(self._timings) <= 12 * len(self._entries) + 100:
+            return
+        live = self._entries.values()
+        self._shared = {}
+        for entry in live:
+            for value in (entry.task, entry.args, entry.kwargs, entry.headers):
+                self._shared[value] = value
+            self._shared[tuple(entry.options.items())] = entry.options
+        timings = {id(entry.timing) for entry in live}
+        self._timings = {key: timing for key, timing in self._timings.items() if id(timing) in timings}
 
     def _skip_stale(self, entry: Entry, due: int | None) -> int | None:
         """Move past slots too old to be worth sending; the youngest missed ones still go."""
         if due is None:
             return None
         now = self._now()
+        if entry.retired:
+            return due  # retiring is never stale
+        if isinstance(entry.timing, Clocked):
+            return max(due, now)  # a clocked run happens however late, as stock runs it: now
         window = max(entry.timing.after(due) - due, CATCH_UP)
         if due >= now - window:
             return due
@@ -238,5 +294,8 @@ class Table:
             from_us(due),
             from_us(now - window),
         )
-        entry.anchor = now - window
+        entry.anchor, entry.ran = now - window, True
         return entry.next_due()
+
+
+_TIMINGS = {"interval": Interval, "solar": Solar, "clocked": Clocked}

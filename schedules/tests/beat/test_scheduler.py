@@ -4,128 +4,21 @@ Each test drives ``FleetScheduler.tick()`` itself, so slots come due when the te
 the messages are read back from the broker queue they were sent to.
 """
 
-import base64
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis
-from django.conf import settings
 from django.db import connection
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from luffy_admin.celery import app as celery_app
 from schedules import selectors, services
-from schedules.beat.clock import from_us, to_us
-from schedules.beat.lock import LOCK_KEY
+from schedules.beat.clock import to_us
 from schedules.beat.publisher import task_id_for
-from schedules.beat.scheduler import FleetScheduler
 from schedules.models import Dispatch
 
-from ..e2e import wait_for
+from .inprocess import due_of, fresh, run, sent, wait_for_the_lock_to_go
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-QUEUE = "default"  # the catalogue's queue
-
-
-class Clock:
-    """The time a test sets, to the microsecond (the scheduler's unit), read as ``time.time`` reads it."""
-
-    def __init__(self):
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> float:
-        return self.now.timestamp()
-
-    def at(self, moment: datetime):
-        self.now = moment
-
-    def advance(self, seconds: float):
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def broker():
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete(QUEUE)
-    yield client
-    client.delete(QUEUE)
-
-
-def sent(broker) -> list[dict]:
-    """Messages on the queue, oldest first: (entry name, task id, args, expires)."""
-    messages = [json.loads(raw) for raw in reversed(broker.lrange(QUEUE, 0, -1))]
-    return [
-        {
-            "name": message["headers"]["periodic_task_name"],
-            "task": message["headers"]["task"],
-            "task_id": message["headers"]["id"],
-            "args": json.loads(base64.b64decode(message["body"]))[0],
-            "expires": message["headers"]["expires"],
-        }
-        for message in messages
-    ]
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def scheduler(clock, monkeypatch):
-    # Only the rows each test makes: no configured entries (the heartbeat) joining them.
-    monkeypatch.setitem(celery_app.conf, "beat_schedule", {})
-    made = []
-
-    def make():
-        instance = FleetScheduler(app=celery_app, clock=clock)
-        made.append(instance)
-        return instance
-
-    yield make
-    for instance in made:
-        instance.close()
-    wait_for_the_lock_to_go()
-
-
-def wait_for_the_lock_to_go():
-    """Block until no session holds the leader lock.
-
-    PostgreSQL frees a closed session's locks a moment after the client hangs up; a beat that
-    tries in between finds the lock taken and stays a standby.
-    """
-    if connection.vendor != "postgresql":
-        return
-
-    def free():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = %s "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-                [LOCK_KEY],
-            )
-            return cursor.fetchone()[0]
-
-    wait_for(free, timeout=10, interval=0.01, what="PostgreSQL to end the leader lock's session")
-
-
-def run(scheduler, clock, until: datetime, step=0.25):
-    """Tick through simulated time up to ``until``."""
-    while clock.now <= until:
-        scheduler.tick()
-        clock.advance(step)
-
-
-def due_of(instance, schedule) -> datetime | None:
-    entry = instance.entries.get(schedule.periodic_task_id)
-    return from_us(entry.due) if entry else None
-
-
-def fresh(schedule):
-    return selectors.schedule_get(schedule.pk)
 
 
 @pytest.mark.parametrize(
