@@ -9,7 +9,7 @@ import json
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app as celery_app
@@ -25,7 +25,15 @@ from .models import AuditEvent, BeatHeartbeat, Service, TaskSchedule
 UNSET: Any = object()
 # The first key of the two-key advisory locks taken on timing rows (the second is the timing's hash).
 TIMING_LOCK_SPACE = zlib.crc32(b"luffy-admin timing row") - 2**31
-SCHEDULE_FIELDS = ("task_name", "schedule_type", "cron_expression", "interval_seconds", "timezone", "enabled")
+SCHEDULE_FIELDS = (
+    "task_name",
+    "schedule_type",
+    "cron_expression",
+    "interval_seconds",
+    "jitter_seconds",
+    "timezone",
+    "enabled",
+)
 
 
 @dataclass(frozen=True)
@@ -77,12 +85,13 @@ def _service_snapshot(service: Service) -> dict:
 
 
 def schedule_snapshot(schedule: TaskSchedule) -> dict:
-    current = beat_rows.timing_of(schedule.periodic_task)
+    current = beat_rows.schedule_timing(schedule)
     return {
         "task_name": schedule.task_name,
         "schedule_type": current.schedule_type,
-        "cron_expression": current.cron_expression,
+        "cron_expression": current.shown_cron_expression,
         "interval_seconds": current.interval_seconds,
+        "jitter_seconds": current.jitter_seconds,
         "timezone": current.timezone,
         "enabled": schedule.periodic_task.enabled,
     }
@@ -239,6 +248,11 @@ def _sync_periodic_task(
     ``restart_timing`` clears ``last_run_at`` so beat anchors on this save's
     ``date_changed``: the next run is the first slot of the timing after now, with no
     catch-up run for slots "missed" under the old timing.
+
+    An interval's jitter moves that anchor: ``date_changed`` is set its stable offset later.
+    Both schedulers (django-celery-beat's ModelEntry and the fleet scheduler) anchor a
+    never-run entry on ``date_changed``, so both send at change + offset + interval and keep
+    that phase afterwards, while ``last_run_at`` stays empty (nothing ran).
     """
     crontab, interval = _timing_rows(new_timing, periodic_task if periodic_task.pk else None)
     desired = {
@@ -271,6 +285,12 @@ def _sync_periodic_task(
         periodic_task.last_run_at = None
     # PeriodicTask.save() bumps PeriodicTasks.last_update, which is how beat notices.
     periodic_task.save()
+    offset = timing.jitter_offset(new_timing, timing.schedule_key(service_id, task.name))
+    if offset:
+        # save() stamps date_changed with now (auto_now); only an update can set it later. The
+        # save above already bumped beat's change stamp in this transaction.
+        periodic_task.date_changed += timedelta(seconds=offset)
+        PeriodicTask.objects.filter(pk=periodic_task.pk).update(date_changed=periodic_task.date_changed)
     return periodic_task
 
 
@@ -309,8 +329,14 @@ def _refuse_duplicate(*, service: Service, task_name: str, new_timing: timing.Ti
         candidates = candidates.exclude(pk=exclude.pk)
     duplicate = candidates.first()
     if duplicate is not None:
+        hint = (
+            " H resolves from the service and task, so the same expression lands on the same "
+            "slots; place a second one with H(range) or plain values."
+            if new_timing.written_cron_expression
+            else ""
+        )
         raise ConflictError(
-            f"Service {service.id!r} already has this {task_name} schedule (id {duplicate.pk}).",
+            f"Service {service.id!r} already has this {task_name} schedule (id {duplicate.pk}).{hint}",
             existing_id=duplicate.pk,
         )
 
@@ -327,6 +353,7 @@ def schedule_validate(
     interval_seconds,
     timezone,
     enabled,
+    jitter_seconds=None,
     schedule: TaskSchedule | None = None,
 ) -> tuple[catalogue.CatalogueTask, timing.Timing]:
     """Check a complete schedule as the write would store it; writes nothing.
@@ -342,6 +369,8 @@ def schedule_validate(
         cron_expression=cron_expression,
         interval_seconds=interval_seconds,
         timezone=timezone,
+        key=timing.schedule_key(service.id, task.name),
+        jitter_seconds=jitter_seconds,
     )
     _require_bool(enabled, "enabled")
     _refuse_duplicate(service=service, task_name=task.name, new_timing=new_timing, exclude=schedule)
@@ -357,6 +386,7 @@ def schedule_create(
     schedule_type: str = timing.CRON,
     cron_expression: str | None = None,
     interval_seconds: int | None = None,
+    jitter_seconds: int | None = None,
     timezone: str = timing.UTC,
     enabled: bool = True,
 ) -> TaskSchedule:
@@ -368,6 +398,7 @@ def schedule_create(
         schedule_type=schedule_type,
         cron_expression=cron_expression,
         interval_seconds=interval_seconds,
+        jitter_seconds=jitter_seconds,
         timezone=timezone,
         enabled=enabled,
     )
@@ -383,7 +414,12 @@ def schedule_create(
         restart_timing=True,
     )
     schedule = TaskSchedule.objects.create(
-        id=schedule_id, service=service, task_name=task.name, periodic_task=periodic_task
+        id=schedule_id,
+        service=service,
+        task_name=task.name,
+        periodic_task=periodic_task,
+        cron_expression_written=new_timing.written_cron_expression or "",
+        jitter_seconds=new_timing.jitter_seconds,
     )
     _audit(
         actor=actor,
@@ -408,7 +444,8 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskS
     """Change only the given fields; switching type clears the other type's field.
 
     Accepts any of ``task_name``, ``schedule_type``, ``cron_expression``,
-    ``interval_seconds``, ``timezone``, ``enabled``.
+    ``interval_seconds``, ``jitter_seconds``, ``timezone``, ``enabled``. An ``H`` expression
+    is resolved again, for the schedule's task as it is after the change.
     """
     unknown = set(changes) - set(SCHEDULE_FIELDS)
     if unknown:
@@ -418,7 +455,10 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskS
 
     new_type = changes.get("schedule_type", before["schedule_type"])
     if new_type == before["schedule_type"]:
-        merged = {key: changes.get(key, before[key]) for key in ("cron_expression", "interval_seconds", "timezone")}
+        merged = {
+            key: changes.get(key, before[key])
+            for key in ("cron_expression", "interval_seconds", "jitter_seconds", "timezone")
+        }
     else:
         if new_type == timing.INTERVAL and before["timezone"] != timing.UTC and "timezone" not in changes:
             # Intervals ignore time zones; say so instead of silently dropping the schedule's zone.
@@ -433,6 +473,7 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskS
         merged = {
             "cron_expression": changes.get("cron_expression"),
             "interval_seconds": changes.get("interval_seconds"),
+            "jitter_seconds": changes.get("jitter_seconds"),
             "timezone": changes.get("timezone", before["timezone"]),
         }
     enabled = changes.get("enabled", before["enabled"])
@@ -444,7 +485,7 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskS
         schedule=schedule,
         **merged,
     )
-    timing_changed = new_timing != beat_rows.timing_of(schedule.periodic_task)
+    timing_changed = new_timing != beat_rows.schedule_timing(schedule)
 
     _sync_periodic_task(
         periodic_task=schedule.periodic_task,
@@ -456,6 +497,8 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, **changes) -> TaskS
         restart_timing=timing_changed or (enabled and not before["enabled"]),
     )
     schedule.task_name = task.name
+    schedule.cron_expression_written = new_timing.written_cron_expression or ""
+    schedule.jitter_seconds = new_timing.jitter_seconds
     after = schedule_snapshot(schedule)
     if after != before:
         schedule.save()
@@ -483,7 +526,7 @@ def schedule_set_enabled(*, actor: Actor, schedule: TaskSchedule, enabled: bool)
         service_id=schedule.service_id,
         schedule_id=schedule.pk,
         task=_require_task(schedule.task_name),
-        new_timing=beat_rows.timing_of(schedule.periodic_task),
+        new_timing=beat_rows.schedule_timing(schedule),
         enabled=enabled,
         restart_timing=enabled,
     )

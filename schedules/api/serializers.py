@@ -126,7 +126,9 @@ class ScheduleRead:
     task_path: str
     schedule_type: str
     cron_expression: str | None
+    resolved_cron_expression: str | None
     interval_seconds: int | None
+    jitter_seconds: int | None
     timezone: str
     enabled: bool
     last_run: datetime | None
@@ -138,7 +140,7 @@ class ScheduleRead:
 
     @classmethod
     def of(cls, schedule: TaskSchedule) -> "ScheduleRead":
-        current = beat_rows.timing_of(schedule.periodic_task)
+        current = beat_rows.schedule_timing(schedule)
         periodic_task = schedule.periodic_task
         return cls(
             id=schedule.pk,
@@ -146,8 +148,10 @@ class ScheduleRead:
             task_name=schedule.task_name,
             task_path=periodic_task.task,
             schedule_type=current.schedule_type,
-            cron_expression=current.cron_expression,
+            cron_expression=current.shown_cron_expression,
+            resolved_cron_expression=current.cron_expression,
             interval_seconds=current.interval_seconds,
+            jitter_seconds=current.jitter_seconds,
             timezone=current.timezone,
             enabled=periodic_task.enabled,
             last_run=periodic_task.last_run_at,
@@ -169,9 +173,22 @@ class ScheduleSerializer(serializers.Serializer):
     )
     schedule_type = serializers.ChoiceField(choices=timing.SCHEDULE_TYPES, read_only=True)
     cron_expression = serializers.CharField(
-        read_only=True, allow_null=True, help_text="Normalised 5-field expression. Example: */15 * * * *"
+        read_only=True,
+        allow_null=True,
+        help_text="Normalised 5-field expression as written, H fields included. Example: H/15 * * * *",
+    )
+    resolved_cron_expression = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The plain crontab beat runs: H fields resolved for this service and task. "
+        "Example: 7,22,37,52 * * * *",
     )
     interval_seconds = serializers.IntegerField(read_only=True, allow_null=True, help_text="Example: 900")
+    jitter_seconds = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="Interval only: slots shift by a stable offset of 0 to this many seconds. Example: 60",
+    )
     timezone = serializers.CharField(read_only=True, help_text="IANA time zone of a cron schedule. Example: UTC")
     enabled = serializers.BooleanField(read_only=True)
     last_run = UtcDateTimeField(read_only=True, allow_null=True, help_text="When beat last sent it.")
@@ -192,6 +209,7 @@ SCHEDULE_READ_ONLY_FIELDS = frozenset(ScheduleSerializer._declared_fields) - {
     "schedule_type",
     "cron_expression",
     "interval_seconds",
+    "jitter_seconds",
     "timezone",
     "enabled",
 }
@@ -206,12 +224,19 @@ class ScheduleCreateSerializer(RequestSerializer):
         required=False,
         allow_null=True,
         allow_blank=True,
-        help_text="5 fields or a macro (@hourly, @daily, ...); required for cron. Example: */15 * * * *",
+        help_text="5 fields or a macro (@hourly, @daily, ...); H, H/15, H(0-29), H(0-29)/10 pick stable "
+        "values for the service and task. Required for cron unless the task has a default. Example: H/15 * * * *",
     )
     interval_seconds = _RawInteger(
         required=False,
         allow_null=True,
         help_text="Whole seconds within the task's bounds; required for interval. Example: 900",
+    )
+    jitter_seconds = _RawInteger(
+        required=False,
+        allow_null=True,
+        help_text="Interval only, optional: shift the slots by a stable offset of up to this many "
+        "seconds, at most a tenth of the interval. Example: 60",
     )
     timezone = _RawChar(required=False, help_text="IANA name for a cron schedule; default UTC. Example: Europe/Paris")
     enabled = _RawBoolean(required=False, help_text="Default: true")
@@ -302,7 +327,10 @@ class CatalogueTaskSerializer(serializers.Serializer):
 
 class CronPreviewSerializer(serializers.Serializer):
     valid = serializers.BooleanField()
-    expression = serializers.CharField(help_text="Normalised when valid, as given otherwise.")
+    expression = serializers.CharField(help_text="Normalised when valid (H fields kept), as given otherwise.")
+    resolved_expression = serializers.CharField(
+        allow_null=True, help_text="The plain crontab beat would run (H resolved); null when not valid."
+    )
     description = serializers.CharField(allow_null=True, help_text="Example: Every 15 minutes")
     next_runs = serializers.ListField(child=UtcDateTimeField())
     error = serializers.CharField(allow_null=True, help_text="Why the expression is refused, when it is.")

@@ -30,7 +30,8 @@ class CronPreviewView(APIView):
         summary="Check a cron expression: valid or why not, in words, next run times",
         description=(
             "An expression that is not valid answers 200 with `valid: false` and the reason in "
-            "`error`; a missing `expression`, a bad `timezone` or `count` answers 400."
+            "`error`; a missing `expression`, a bad `timezone` or `count` answers 400. `H` fields "
+            "resolve for `service_id` + `task_name` (or `key`); without them `H` is not valid."
         ),
         parameters=[CronPreviewQuerySerializer],
         responses={200: CronPreviewSerializer, 400: ERROR_RESPONSES[HTTPStatus.BAD_REQUEST]},
@@ -39,11 +40,12 @@ class CronPreviewView(APIView):
         query = validated_query(request, CronPreviewQuerySerializer)
         expression, zone = query["expression"], query["timezone"]
         try:
-            parsed = cron.parse(expression)
+            parsed, written = cron.resolve(expression, query.get("key"))
         except cron.CronError as exc:
             preview = {
                 "valid": False,
                 "expression": expression,
+                "resolved_expression": None,
                 "description": None,
                 "next_runs": [],
                 "error": str(exc),
@@ -51,7 +53,8 @@ class CronPreviewView(APIView):
         else:
             preview = {
                 "valid": True,
-                "expression": parsed.text,
+                "expression": written or parsed.text,
+                "resolved_expression": parsed.text,
                 "description": cron.describe(parsed),
                 "next_runs": cron.next_runs(parsed, zone, timezone.now(), query["count"]),
                 "error": None,

@@ -324,7 +324,13 @@ def test_history_lists_changes_newest_first_with_who(api, staff, schedule, staff
     events = response.json()["results"]
     at = [event.pop("at") for event in events]
     assert at == sorted(at, reverse=True)
-    timing = {"task_name": "fetch_logs", "schedule_type": "cron", "interval_seconds": None, "timezone": "UTC"}
+    timing = {
+        "task_name": "fetch_logs",
+        "schedule_type": "cron",
+        "interval_seconds": None,
+        "jitter_seconds": None,
+        "timezone": "UTC",
+    }
     hourly_off = {**timing, "cron_expression": "0 * * * *", "enabled": False}
     assert events == [
         {"actor": "api-key:fastapi", "action": "delete", "before": hourly_off, "after": None},
