@@ -361,8 +361,15 @@ def schedule_validate(
     Raises what ``schedule_create`` / ``schedule_update`` raise for the same values
     (ValidationError by field, ConflictError for a duplicate of another schedule than
     ``schedule``), so a form can show the errors before it saves.
+
+    A new schedule (``schedule`` None) sent without any timing gets its task's
+    ``default_cron_expression`` when the catalogue gives one; an update never does, so
+    clearing a field stays an error rather than a silent switch.
     """
     task = _require_task(task_name)
+    no_timing = cron_expression in (None, "") and interval_seconds is None and jitter_seconds is None
+    if schedule is None and schedule_type == timing.CRON and no_timing and task.default_cron_expression:
+        cron_expression = task.default_cron_expression
     new_timing = timing.validate_timing(
         task=task,
         schedule_type=schedule_type,

@@ -323,6 +323,10 @@ class CatalogueTaskSerializer(serializers.Serializer):
     description = serializers.CharField()
     min_interval_seconds = serializers.IntegerField(help_text="Example: 60")
     max_interval_seconds = serializers.IntegerField(help_text="Example: 86400")
+    default_cron_expression = serializers.CharField(
+        allow_null=True,
+        help_text="What a schedule created without any timing runs, if set; H spreads services. Example: H/15 * * * *",
+    )
 
 
 class CronPreviewSerializer(serializers.Serializer):

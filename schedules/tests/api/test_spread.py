@@ -4,10 +4,11 @@ from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import ModelEntry
 
-from schedules import timing
+from schedules import catalogue, timing
 from schedules.models import TaskSchedule
 from schedules.tests.api.helpers import BASE, REFUSAL, expected_body, iso
 
@@ -244,3 +245,56 @@ def test_cron_preview_of_h_without_a_key_explains(api):
         "error": "H picks stable values from the schedule's service and task; it has no value without them "
         "(the preview takes service_id and task_name, or key).",
     }
+
+
+@pytest.fixture
+def h15_default(settings):
+    """The catalogue gives fetch_logs the default H/15 * * * *."""
+    settings.LUFFY_TASK_CATALOGUE = [
+        {**entry, "default_cron_expression": "H/15 * * * *"} if entry["name"] == "fetch_logs" else entry
+        for entry in settings.LUFFY_TASK_CATALOGUE
+    ]
+
+
+def test_create_without_timing_takes_the_catalogue_default(api, h15_default):
+    """Services registered with a bare {"task_name"} get the task's H/15 default, each on its own minutes."""
+    resolved = {}
+    for service_id in ("billing", "search"):
+        assert api.put(f"{BASE}/services/{service_id}", {"name": service_id}, format="json").status_code == (
+            HTTPStatus.CREATED
+        )
+        response = api.post(f"{BASE}/services/{service_id}/schedules", {"task_name": "fetch_logs"}, format="json")
+        assert response.status_code == HTTPStatus.CREATED
+        body = response.json()
+        assert body == expected_body(body["id"], next_run=body["next_run"], description=body["description"])
+        resolved[service_id] = (body["cron_expression"], body["resolved_cron_expression"])
+    assert resolved == {
+        "billing": ("H/15 * * * *", "0,15,30,45 * * * *"),
+        "search": ("H/15 * * * *", "8,23,38,53 * * * *"),
+    }
+    assert api.get(f"{BASE}/tasks").json()[0]["default_cron_expression"] == "H/15 * * * *"
+
+
+def test_without_a_default_a_create_without_timing_is_refused(api, service):
+    """The seed catalogue has no defaults: a cron schedule still needs its expression."""
+    response = api.post(f"{BASE}/services/web-app/schedules", {"task_name": "fetch_logs"}, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["errors"] == {"cron_expression": ["cron_expression is required for a cron schedule."]}
+
+
+def test_an_update_never_falls_back_to_the_default(api, make_schedule, h15_default):
+    """Clearing the expression of an existing schedule is an error, not a silent switch to the default."""
+    schedule = make_schedule(cron_expression="0 * * * *")
+    response = api.patch(f"{BASE}/schedules/{schedule.pk}", {"cron_expression": None}, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["errors"] == {"cron_expression": ["cron_expression is required for a cron schedule."]}
+
+
+def test_a_bad_catalogue_default_stops_the_catalogue_loading(settings):
+    """A default beat could not run is a configuration error, named with its task."""
+    entry = {**settings.LUFFY_TASK_CATALOGUE[0], "default_cron_expression": "H/0 * * * *"}
+    with pytest.raises(ImproperlyConfigured) as refused:
+        catalogue.load_catalogue([entry], known_queues=settings.LUFFY_QUEUES)
+    assert str(refused.value) == (
+        "LUFFY_TASK_CATALOGUE[0]: default_cron_expression of 'fetch_logs': minute: step 0 must be between 1 and 59."
+    )

@@ -23,6 +23,7 @@ def test_tasks_lists_the_catalogue(api):
             "description": task.description,
             "min_interval_seconds": 60,
             "max_interval_seconds": 86400,
+            "default_cron_expression": None,
         }
         for task in (catalogue.get_task(name) for name in ("fetch_logs", "generate_rca", "index_code"))
     ]
