@@ -3,10 +3,12 @@
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import BigIntegerField, Count, F, Func, Q, QuerySet
+from django.db.models.functions import Coalesce, Mod
+from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from . import beat_rows, timing
+from . import beat_rows, load, timing
 from .models import AuditEvent, BeatHeartbeat, Dispatch, Service, TaskSchedule
 
 
@@ -91,3 +93,58 @@ def beat_row_is_owned(row: PeriodicTask | CrontabSchedule | IntervalSchedule) ->
     if isinstance(row, PeriodicTask):
         return owned_periodic_tasks(PeriodicTask.objects.filter(pk=row.pk)).exists()
     return owned_periodic_tasks(row.periodictask_set.all()).exists()
+
+
+# --- upcoming load ---------------------------------------------------------------------------
+
+
+class _EpochSeconds(Func):
+    """Whole seconds since 1970 of a timestamp (Django has no portable ``Extract("epoch")``)."""
+
+    output_field = BigIntegerField()
+    # FLOOR: a cast alone rounds, and a send at 12:00:07.6 falls in second 7.
+    template = "CAST(FLOOR(EXTRACT(EPOCH FROM %(expressions)s)) AS BIGINT)"
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="CAST(strftime('%%s', %(expressions)s) AS INTEGER)")
+
+
+def enabled_timing_groups() -> list[load.TimingGroup]:
+    """Enabled schedules counted per task and distinct timing, in one grouped query.
+
+    A cron timing is its five fields and zone; an interval is its period and its phase (the
+    anchor beat counts from, modulo the period), so jittered intervals stay apart.
+    """
+    crontab = [f"periodic_task__crontab__{name}" for name in beat_rows.CRONTAB_FIELDS]
+    rows = (
+        TaskSchedule.objects.filter(periodic_task__enabled=True)
+        .annotate(
+            phase=Mod(
+                _EpochSeconds(Coalesce("periodic_task__last_run_at", "periodic_task__date_changed")),
+                F("periodic_task__interval__every"),
+                output_field=BigIntegerField(),
+            )
+        )
+        .values("task_name", *crontab, "periodic_task__crontab__timezone", "periodic_task__interval__every", "phase")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    groups = []
+    for row in rows:
+        every = row["periodic_task__interval__every"]
+        groups.append(
+            load.TimingGroup(
+                task_name=row["task_name"],
+                cron_expression=None if every else beat_rows.crontab_expression(row[name] for name in crontab),
+                timezone=str(row["periodic_task__crontab__timezone"] or timing.UTC),
+                interval_seconds=every,
+                phase=row["phase"] if every else None,
+                count=row["count"],
+            )
+        )
+    return groups
+
+
+def upcoming_load(*, hours: int, resolution: str, now: datetime | None = None) -> load.Load:
+    """What beat will send in the next ``hours``, per ``resolution`` bucket, stacked by task."""
+    return load.upcoming_load(enabled_timing_groups(), now=now or timezone.now(), hours=hours, resolution=resolution)

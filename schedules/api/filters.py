@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, serializers
 from rest_framework.settings import api_settings
 
-from .. import catalogue, messages, selectors, timing
+from .. import catalogue, load, messages, selectors, timing
 from ..models import is_service_id
 
 
@@ -162,3 +162,12 @@ class CronPreviewQuerySerializer(FilterSerializer):
         if given:
             attrs["key"] = timing.schedule_key(attrs.pop("service_id"), attrs.pop("task_name"))
         return attrs
+
+
+class LoadQuerySerializer(FilterSerializer):
+    """``GET /load``; the schema documents its fields as the query parameters."""
+
+    hours = serializers.IntegerField(min_value=1, max_value=48, default=24, help_text="How far ahead (1-48).")
+    resolution = serializers.ChoiceField(
+        choices=list(load.RESOLUTIONS), default="minute", help_text="Bucket width: minute or hour."
+    )

@@ -345,3 +345,29 @@ class HealthSerializer(serializers.Serializer):
     database = serializers.CharField(help_text="ok or down")
     broker = serializers.CharField(help_text="ok or down")
     beat = serializers.CharField(help_text="ok, down or unknown")
+
+
+class LoadBucketSerializer(serializers.Serializer):
+    at = UtcDateTimeField(help_text="Start of the bucket. Example: 2026-01-31T12:15:00+00:00")
+    total = serializers.IntegerField(help_text="Sends in the bucket. Example: 1000")
+    by_task = serializers.DictField(child=serializers.IntegerField(), help_text='Example: {"fetch_logs": 1000}')
+
+
+class LoadSecondSerializer(serializers.Serializer):
+    second = serializers.IntegerField(help_text="Second of the busiest minute (0-59).")
+    total = serializers.IntegerField()
+    by_task = serializers.DictField(child=serializers.IntegerField())
+
+
+class LoadSerializer(serializers.Serializer):
+    start = UtcDateTimeField(help_text="Now, to the minute.")
+    end = UtcDateTimeField()
+    resolution = serializers.CharField(help_text="minute or hour")
+    tasks = serializers.ListField(child=serializers.CharField(), help_text="Tasks with enabled schedules.")
+    schedules = serializers.IntegerField(help_text="Enabled schedules counted.")
+    distinct_timings = serializers.IntegerField(help_text="Distinct timings their slots were computed for.")
+    buckets = LoadBucketSerializer(many=True, help_text="Buckets with at least one send, in time order.")
+    busiest = LoadBucketSerializer(many=True, help_text="The busiest minutes (up to 5), busiest first.")
+    busiest_minute_seconds = LoadSecondSerializer(
+        many=True, help_text="The busiest minute second by second (seconds with a send)."
+    )

@@ -9,9 +9,15 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import catalogue, cron, health
-from .filters import CronPreviewQuerySerializer, validated_query
-from .serializers import ERROR_RESPONSES, CatalogueTaskSerializer, CronPreviewSerializer, HealthSerializer
+from .. import catalogue, cron, health, selectors
+from .filters import CronPreviewQuerySerializer, LoadQuerySerializer, validated_query
+from .serializers import (
+    ERROR_RESPONSES,
+    CatalogueTaskSerializer,
+    CronPreviewSerializer,
+    HealthSerializer,
+    LoadSerializer,
+)
 
 
 class TaskViewSet(viewsets.ViewSet):
@@ -60,6 +66,22 @@ class CronPreviewView(APIView):
                 "error": None,
             }
         return Response(CronPreviewSerializer(preview).data)
+
+
+class LoadView(APIView):
+    @extend_schema(
+        summary="Upcoming load: sends per minute (or hour) ahead, stacked by task",
+        description=(
+            "Enabled schedules, grouped by distinct timing. Names the busiest minutes and splits the "
+            "busiest one by second. An interval's first send after a change may fall one period later "
+            "than counted here."
+        ),
+        parameters=[LoadQuerySerializer],
+        responses={200: LoadSerializer, 400: ERROR_RESPONSES[HTTPStatus.BAD_REQUEST]},
+    )
+    def get(self, request):
+        query = validated_query(request, LoadQuerySerializer)
+        return Response(LoadSerializer(selectors.upcoming_load(**query)).data)
 
 
 class HealthView(APIView):
