@@ -2,10 +2,10 @@
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -15,6 +15,7 @@ from ..models import TaskSchedule
 from .base import WritePathAdmin, actor_of, copy_saved_fields
 from .display import ScheduleColumns, plural, utc
 from .forms import ScheduleForm
+from .load import upcoming_load_view
 
 
 class TaskFilter(admin.SimpleListFilter):
@@ -80,6 +81,22 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
 
     def get_queryset(self, request):
         return selectors.schedule_list()
+
+    def get_urls(self):
+        # Before the change view's catch-all "<object_id>/".
+        return [
+            path(
+                "load/",
+                self.admin_site.admin_view(self.upcoming_load),
+                name="schedules_taskschedule_load",
+            ),
+            *super().get_urls(),
+        ]
+
+    def upcoming_load(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return upcoming_load_view(self, request)
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [
