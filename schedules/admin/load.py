@@ -17,7 +17,7 @@ HOURS = 24
 # One colour per task, in the catalogue's order of appearance; readable on white.
 COLOURS = ("#2f6db5", "#e07b1f", "#3a9a4a", "#b8323a", "#7b52ab", "#8c6a3c")
 WIDTH, HEIGHT = 1400, 300
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 56, 24, 26, 28
 
 
 def _colour(tasks: list[str], task: str) -> str:
@@ -49,7 +49,7 @@ def _frame(peak: int, x_labels: list[tuple[float, str]], label: str) -> list[Saf
                 '<text x="{}" y="{}" text-anchor="middle" font-size="12">{}</text>', f"{x:.1f}", HEIGHT - 8, text
             )
         )
-    parts.append(format_html('<text x="4" y="{}" font-size="12">{}</text>', TOP + 10, label))
+    parts.append(format_html('<text x="{}" y="12" font-size="12">{}</text>', LEFT, label))  # above the plot
     return parts
 
 

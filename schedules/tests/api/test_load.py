@@ -64,15 +64,19 @@ def test_load_by_hour_sums_the_minutes(api, herd):
     ]
 
 
-def test_load_costs_one_query_whatever_the_number_of_schedules(make_service, make_schedule, django_assert_num_queries):
-    """Grouped by distinct timing: one query for 30 schedules on two timings."""
+def test_load_costs_three_queries_whatever_the_number_of_schedules(
+    make_service, make_schedule, django_assert_num_queries
+):
+    """Grouped by distinct timing: one grouped query for 31 schedules on three timings, one look-up
+    of the crontab rows it names and one of the interval rows."""
     for number in range(15):
         service = make_service(f"service-{number}", "S")
         make_schedule(service, cron_expression="*/15 * * * *")
         make_schedule(service, task_name="index_code", cron_expression="0 * * * *")
-    with django_assert_num_queries(1):
+    make_schedule(service, task_name="generate_rca", schedule_type="interval", interval_seconds=900)
+    with django_assert_num_queries(3):
         upcoming = selectors.upcoming_load(hours=24, resolution="minute")
-    assert (upcoming.schedules, upcoming.distinct_timings) == (30, 2)
+    assert (upcoming.schedules, upcoming.distinct_timings) == (31, 3)
     assert upcoming.busiest[0].by_task == {"fetch_logs": 15, "index_code": 15}
 
 
