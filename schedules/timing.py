@@ -25,7 +25,7 @@ MAX_TIMEZONE_LENGTH = 64
 _TIMEZONES = frozenset(resources.files("tzdata").joinpath("zones").read_text().split()) - {"Factory"}
 
 
-# An interval's jitter may delay its slots by at most this share of the interval.
+# jitter_seconds may be at most the interval divided by this (a tenth of it).
 MAX_JITTER_SHARE = 10
 
 
