@@ -5,6 +5,7 @@ A cron timing lives in a ``CrontabSchedule`` (five fields plus a time zone), an 
 the scheduler all convert through here, so the field names and their order exist once.
 """
 
+import dataclasses
 from collections.abc import Iterable
 
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
@@ -65,4 +66,14 @@ def timing_of(periodic_task: PeriodicTask) -> timing.Timing:
         cron_expression=None,
         interval_seconds=periodic_task.interval.every,
         timezone=timing.UTC,
+    )
+
+
+def schedule_timing(schedule) -> timing.Timing:
+    """A ``TaskSchedule``'s whole timing: its beat rows plus what only the schedule keeps (the
+    expression as written with ``H`` fields, an interval's jitter)."""
+    return dataclasses.replace(
+        timing_of(schedule.periodic_task),
+        written_cron_expression=schedule.cron_expression_written or None,
+        jitter_seconds=schedule.jitter_seconds,
     )

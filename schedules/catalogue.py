@@ -2,6 +2,8 @@
 
 A request names a catalogue entry (``fetch_logs``); the Celery task name, the queue and
 the interval bounds always come from here, so no caller can make beat send arbitrary tasks.
+A task may carry a ``default_cron_expression`` (``H/15 * * * *``): a schedule created without
+any timing gets it, so services registered in bulk spread over the hour by themselves.
 """
 
 from dataclasses import dataclass
@@ -9,8 +11,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from . import cron
+
 REQUIRED_KEYS = ("name", "task", "queue")
-OPTIONAL_KEYS = ("description", "min_interval_seconds", "max_interval_seconds")
+OPTIONAL_KEYS = ("description", "min_interval_seconds", "max_interval_seconds", "default_cron_expression")
 DEFAULT_MIN_INTERVAL_SECONDS = 60
 DEFAULT_MAX_INTERVAL_SECONDS = 86400
 
@@ -23,6 +27,7 @@ class CatalogueTask:
     description: str
     min_interval_seconds: int
     max_interval_seconds: int
+    default_cron_expression: str | None = None
 
 
 def load_catalogue(entries, *, known_queues) -> dict[str, CatalogueTask]:
@@ -55,6 +60,13 @@ def load_catalogue(entries, *, known_queues) -> dict[str, CatalogueTask]:
                 f"{where}: interval bounds of {name!r} must be integers with "
                 f"1 <= min_interval_seconds <= max_interval_seconds (got {low!r}..{high!r})."
             )
+        default = entry.get("default_cron_expression")
+        if default is not None:
+            try:
+                # Any key will do: whether an H form is valid does not depend on the key.
+                cron.resolve(default, f"catalogue:{name}")
+            except cron.CronError as exc:
+                raise ImproperlyConfigured(f"{where}: default_cron_expression of {name!r}: {exc}") from None
         catalogue[name] = CatalogueTask(
             name=name,
             task=entry["task"],
@@ -62,6 +74,7 @@ def load_catalogue(entries, *, known_queues) -> dict[str, CatalogueTask]:
             description=entry.get("description", ""),
             min_interval_seconds=low,
             max_interval_seconds=high,
+            default_cron_expression=default,
         )
     return catalogue
 

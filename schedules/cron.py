@@ -9,9 +9,15 @@ expressions that never fire (``0 0 30 2 *``).
 Normalised form: names become numbers (``mon`` -> ``1``, ``jan`` -> ``1``), day-of-week 7
 (Sunday, as in Vixie cron) becomes 0 because Celery's parser stops at 6, and whitespace
 collapses to single spaces. That form is what ``CrontabSchedule`` stores.
+
+``H`` (Jenkins' hashed fields): ``H``, ``H/15``, ``H(0-29)``, ``H(0-29)/10`` in any field pick
+stable values from a per-schedule key, so schedules written alike spread over the field
+instead of firing together. ``resolve`` turns them into plain values at write time: beat, of
+either kind, only ever sees an ordinary crontab (``H/15`` -> ``7,22,37,52``).
 """
 
 import calendar
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +64,12 @@ _ITEM = re.compile(
     r"^(?:(?P<star>\*)|(?P<start>[0-9A-Za-z]+)(?:-(?P<end>[0-9A-Za-z]+))?)(?:/(?P<step>[0-9]+))?$",
     re.ASCII,
 )
+
+
+_HASH_ITEM = re.compile(r"^H(?:\((?P<low>[0-9]+)-(?P<high>[0-9]+)\))?(?:/(?P<step>[0-9]+))?$", re.ASCII)
+# Jenkins reads a plain H in day of month as 1-28, so the schedule fires in every month.
+HASH_LAST_DAY_OF_MONTH = 28
+HASH_FORMS = "H, H/15, H(0-29) or H(0-29)/10"
 
 
 class CronError(ValueError):
@@ -150,8 +162,90 @@ def _fold_sunday(text: str, values: set[int], highest: int) -> tuple[str, set[in
     return ",".join(str(day) for day in sorted(days)), days, 6
 
 
-def parse(expression) -> CronExpression:
-    """Parse and validate a 5-field expression or a macro; raise CronError saying why not."""
+def stable_hash(key: str, salt: str) -> int:
+    """A number that depends only on ``key`` and ``salt``: the same in every process and run.
+
+    Python's ``hash()`` of a string changes with each interpreter (PYTHONHASHSEED), so it would
+    move a schedule's minutes on every restart; sha256 does not.
+    """
+    return int.from_bytes(hashlib.sha256(f"{key}\0{salt}".encode()).digest()[:8], "big")
+
+
+def _hash_item(item: str, field: _Field, key: str, salt: str) -> tuple[str, list[int]]:
+    """One ``H`` item: its canonical text and the values it resolves to for ``key``."""
+    match = _HASH_ITEM.match(item)
+    if not match:
+        raise CronError(f"{field.label}: {item!r} is not a valid H form; use {HASH_FORMS}.")
+    if match["low"] is not None:
+        low, high = _value(match["low"], field), _value(match["high"], field)
+        if high < low:
+            raise CronError(f"{field.label}: range {low}-{high} runs backwards.")
+        text = f"H({low}-{high})"
+    else:
+        low = field.low
+        high = HASH_LAST_DAY_OF_MONTH if field.label == "day of month" else field.star_high
+        text = "H"
+    if match["step"] is None:
+        return text, [low + stable_hash(key, salt) % (high - low + 1)]
+    step, span = int(match["step"]), high - low
+    if span == 0:
+        raise CronError(f"{field.label}: {text} has a single value; drop the step.")
+    if not 1 <= step <= span:
+        raise CronError(f"{field.label}: step {step} must be between 1 and {span}.")
+    # Jenkins: the hash picks the first slot within one step, then every step to the end.
+    return f"{text}/{step}", list(range(low + stable_hash(key, salt) % step, high + 1, step))
+
+
+def _resolve_field(raw: str, field: _Field, key: str | None) -> tuple[str, str]:
+    """A field's written text (H items kept) and its plain text (H items replaced by values)."""
+    written, plain = [], []
+    for position, item in enumerate(raw.split(",")):
+        if not item.startswith("H"):
+            written.append(item)
+            plain.append(item)
+            continue
+        if key is None:
+            raise CronError(
+                "H picks stable values from the schedule's service and task; it has no value "
+                "without them (the preview takes service_id and task_name, or key)."
+            )
+        text, values = _hash_item(item, field, key, f"{field.label}:{position}")
+        written.append(text)
+        plain.append(",".join(str(value) for value in values))
+    return ",".join(written), ",".join(plain)
+
+
+def _field_has_hash(raw: str) -> bool:
+    # Items, not letters: "THU" is a day name, not a hash.
+    return any(item.startswith("H") for item in raw.split(","))
+
+
+def has_hash(expression) -> bool:
+    """Whether the expression uses ``H`` (and so resolves per schedule)."""
+    return isinstance(expression, str) and any(_field_has_hash(raw) for raw in expression.split())
+
+
+def resolve(expression, key: str | None) -> tuple[CronExpression, str | None]:
+    """The plain crontab an expression stands for under ``key``, and its written form.
+
+    The written form is the normalised expression with its ``H`` items kept (``H/15 * * * 1``),
+    or None when it has none (then the plain form is all there is to keep).
+    """
+    parsed = parse(expression, key=key)
+    if not has_hash(expression):
+        return parsed, None
+    written = [
+        _resolve_field(raw, field, key)[0] if _field_has_hash(raw) else text
+        for raw, field, text in zip(expression.split(), FIELDS, parsed.fields, strict=True)
+    ]
+    return parsed, " ".join(written)
+
+
+def parse(expression, *, key: str | None = None) -> CronExpression:
+    """Parse and validate a 5-field expression or a macro; raise CronError saying why not.
+
+    ``H`` items resolve from ``key`` (see ``resolve``); without one they are refused.
+    """
     if not isinstance(expression, str):
         raise CronError("A cron expression must be a string such as '*/15 * * * *'.")
     if len(expression) > MAX_EXPRESSION_LENGTH:
@@ -174,7 +268,11 @@ def parse(expression) -> CronExpression:
             f"A cron expression has exactly 5 fields (minute hour day-of-month month "
             f"day-of-week); got {len(raw_fields)}."
         )
-    parsed = [_parse_field(raw, field) for raw, field in zip(raw_fields, FIELDS, strict=False)]
+    plain = [
+        _resolve_field(raw, field, key)[1] if _field_has_hash(raw) else raw
+        for raw, field in zip(raw_fields, FIELDS, strict=True)
+    ]
+    parsed = [_parse_field(raw, field) for raw, field in zip(plain, FIELDS, strict=False)]
     parsed[4] = _fold_sunday(*parsed[4])
     days_of_month, months = parsed[2][1], parsed[3][1]
     # February counts 29 days: a leap-day schedule fires every four years, which is legal.

@@ -92,6 +92,22 @@ class TaskSchedule(models.Model):
         help_text="Optional name the caller gives the schedule, unique within its service; a bulk replace "
         "matches on it. Example: nightly-logs",
     )
+    # Beat runs the resolved crontab in the PeriodicTask's row; this keeps what the author
+    # wrote, so an H expression reads (and re-resolves on a task change) as written.
+    cron_expression_written = models.CharField(
+        max_length=120,
+        blank=True,
+        default="",
+        verbose_name="cron expression as written",
+        help_text="The expression with its H fields, when it has any; empty otherwise. Example: H/15 * * * *",
+    )
+    jitter_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        verbose_name="jitter (seconds)",
+        help_text="Interval schedules: the most its slots are shifted, by a stable per-schedule "
+        "offset; at most a tenth of the interval. Example: 60",
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name="created at")
     updated_at = models.DateTimeField(auto_now=True, verbose_name="updated at")
 

@@ -3,10 +3,12 @@
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import BigIntegerField, Case, Count, F, Func, Q, QuerySet, When
+from django.db.models.functions import Coalesce, Mod
+from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from . import beat_rows, timing
+from . import beat_rows, load, timing
 from .models import AuditEvent, BeatHeartbeat, Dispatch, IdempotencyRecord, Service, TaskSchedule
 
 
@@ -96,3 +98,66 @@ def beat_row_is_owned(row: PeriodicTask | CrontabSchedule | IntervalSchedule) ->
 def idempotency_record_get(*, actor: str, key: str, since: datetime) -> IdempotencyRecord | None:
     """The first answer to the caller's ``key``, if it is younger than ``since``."""
     return IdempotencyRecord.objects.filter(actor=actor, key=key, created_at__gte=since).first()
+
+
+# --- upcoming load ---------------------------------------------------------------------------
+
+
+class _EpochSeconds(Func):
+    """Whole seconds since 1970 of a timestamp (Django has no portable ``Extract("epoch")``)."""
+
+    output_field = BigIntegerField()
+    # FLOOR: a cast alone rounds, and a send at 12:00:07.6 falls in second 7.
+    template = "CAST(FLOOR(EXTRACT(EPOCH FROM %(expressions)s)) AS BIGINT)"
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="CAST(strftime('%%s', %(expressions)s) AS INTEGER)")
+
+
+def enabled_timing_groups() -> list[load.TimingGroup]:
+    """Enabled schedules counted per task and distinct timing: one grouped query, then the few
+    distinct timing rows it names by id.
+
+    A cron timing is its crontab row (five fields and zone); an interval is its period and its
+    phase (the anchor beat counts from, modulo the period), so jittered intervals stay apart.
+    Grouping by row ids, not by the rows' text, keeps the query cheap at 100k schedules.
+    """
+    anchor = Coalesce("periodic_task__last_run_at", "periodic_task__date_changed")
+    rows = list(
+        TaskSchedule.objects.filter(periodic_task__enabled=True)
+        .annotate(
+            # CASE, so cron rows (most of them) skip the arithmetic.
+            phase=Case(
+                When(
+                    periodic_task__interval__isnull=False,
+                    then=Mod(_EpochSeconds(anchor), F("periodic_task__interval__every")),
+                ),
+                output_field=BigIntegerField(),
+            )
+        )
+        .values("task_name", "periodic_task__crontab_id", "periodic_task__interval_id", "phase")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    crontabs = CrontabSchedule.objects.in_bulk({row["periodic_task__crontab_id"] for row in rows} - {None})
+    intervals = IntervalSchedule.objects.in_bulk({row["periodic_task__interval_id"] for row in rows} - {None})
+    groups = []
+    for row in rows:
+        crontab = crontabs.get(row["periodic_task__crontab_id"])
+        interval = intervals.get(row["periodic_task__interval_id"])
+        groups.append(
+            load.TimingGroup(
+                task_name=row["task_name"],
+                cron_expression=beat_rows.crontab_row_expression(crontab) if crontab else None,
+                timezone=str(crontab.timezone) if crontab else timing.UTC,
+                interval_seconds=interval.every if interval else None,
+                phase=row["phase"],
+                count=row["count"],
+            )
+        )
+    return groups
+
+
+def upcoming_load(*, hours: int, resolution: str, now: datetime | None = None) -> load.Load:
+    """What beat will send in the next ``hours``, per ``resolution`` bucket, stacked by task."""
+    return load.upcoming_load(enabled_timing_groups(), now=now or timezone.now(), hours=hours, resolution=resolution)

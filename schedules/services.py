@@ -28,7 +28,16 @@ from .models import AuditEvent, BeatHeartbeat, IdempotencyRecord, Service, TaskS
 UNSET: Any = object()
 # The first key of the two-key advisory locks taken on timing rows (the second is the timing's hash).
 TIMING_LOCK_SPACE = zlib.crc32(b"luffy-admin timing row") - 2**31
-SCHEDULE_FIELDS = ("task_name", "schedule_type", "cron_expression", "interval_seconds", "timezone", "enabled", "key")
+SCHEDULE_FIELDS = (
+    "task_name",
+    "schedule_type",
+    "cron_expression",
+    "interval_seconds",
+    "jitter_seconds",
+    "timezone",
+    "enabled",
+    "key",
+)
 # What makes two schedules of one service the same schedule when no key says so (the 409 rule).
 SCHEDULE_IDENTITY = ("task_name", "schedule_type", "cron_expression", "interval_seconds", "timezone")
 # How long an Idempotency-Key's first answer is replayed.
@@ -84,12 +93,13 @@ def _service_snapshot(service: Service) -> dict:
 
 
 def schedule_snapshot(schedule: TaskSchedule) -> dict:
-    current = beat_rows.timing_of(schedule.periodic_task)
+    current = beat_rows.schedule_timing(schedule)
     return {
         "task_name": schedule.task_name,
         "schedule_type": current.schedule_type,
-        "cron_expression": current.cron_expression,
+        "cron_expression": current.shown_cron_expression,
         "interval_seconds": current.interval_seconds,
+        "jitter_seconds": current.jitter_seconds,
         "timezone": current.timezone,
         "enabled": schedule.periodic_task.enabled,
         "key": schedule.key,
@@ -290,6 +300,11 @@ def _sync_periodic_task(
     ``restart_timing`` clears ``last_run_at`` so beat anchors on this save's
     ``date_changed``: the next run is the first slot of the timing after now, with no
     catch-up run for slots "missed" under the old timing.
+
+    An interval's jitter moves that anchor: ``date_changed`` is set its stable offset later.
+    Both schedulers (django-celery-beat's ModelEntry and the fleet scheduler) anchor a
+    never-run entry on ``date_changed``, so both send at change + offset + interval and keep
+    that phase afterwards, while ``last_run_at`` stays empty (nothing ran).
     """
     crontab, interval = _timing_rows(new_timing, periodic_task if periodic_task.pk else None)
     desired = {
@@ -322,6 +337,12 @@ def _sync_periodic_task(
         periodic_task.last_run_at = None
     # PeriodicTask.save() bumps PeriodicTasks.last_update, which is how beat notices.
     periodic_task.save()
+    offset = timing.jitter_offset(new_timing, timing.schedule_key(service_id, task.name))
+    if offset:
+        # save() stamps date_changed with now (auto_now); only an update can set it later. The
+        # save above already bumped beat's change stamp in this transaction.
+        periodic_task.date_changed += timedelta(seconds=offset)
+        PeriodicTask.objects.filter(pk=periodic_task.pk).update(date_changed=periodic_task.date_changed)
     return periodic_task
 
 
@@ -382,8 +403,14 @@ def _refuse_duplicate(*, service: Service, task_name: str, new_timing: timing.Ti
         candidates = candidates.exclude(pk=exclude.pk)
     duplicate = candidates.first()
     if duplicate is not None:
+        hint = (
+            " H resolves from the service and task, so the same expression lands on the same "
+            "slots; place a second one with H(range) or plain values."
+            if new_timing.written_cron_expression
+            else ""
+        )
         raise ConflictError(
-            f"Service {service.id!r} already has this {task_name} schedule (id {duplicate.pk}).",
+            f"Service {service.id!r} already has this {task_name} schedule (id {duplicate.pk}).{hint}",
             existing_id=duplicate.pk,
         )
 
@@ -400,6 +427,7 @@ def schedule_validate(
     interval_seconds,
     timezone,
     enabled,
+    jitter_seconds=None,
     schedule: TaskSchedule | None = None,
 ) -> tuple[catalogue.CatalogueTask, timing.Timing]:
     """Check a complete schedule as the write would store it; writes nothing.
@@ -407,14 +435,23 @@ def schedule_validate(
     Raises what ``schedule_create`` / ``schedule_update`` raise for the same values
     (ValidationError by field, ConflictError for a duplicate of another schedule than
     ``schedule``), so a form can show the errors before it saves.
+
+    A new schedule (``schedule`` None) sent without any timing gets its task's
+    ``default_cron_expression`` when the catalogue gives one; an update never does, so
+    clearing a field stays an error rather than a silent switch.
     """
     task = _require_task(task_name)
+    no_timing = cron_expression in (None, "") and interval_seconds is None and jitter_seconds is None
+    if schedule is None and schedule_type == timing.CRON and no_timing and task.default_cron_expression:
+        cron_expression = task.default_cron_expression
     new_timing = timing.validate_timing(
         task=task,
         schedule_type=schedule_type,
         cron_expression=cron_expression,
         interval_seconds=interval_seconds,
         timezone=timezone,
+        key=timing.schedule_key(service.id, task.name),
+        jitter_seconds=jitter_seconds,
     )
     _require_bool(enabled, "enabled")
     _refuse_duplicate(service=service, task_name=task.name, new_timing=new_timing, exclude=schedule)
@@ -430,6 +467,7 @@ def schedule_create(
     schedule_type: str = timing.CRON,
     cron_expression: str | None = None,
     interval_seconds: int | None = None,
+    jitter_seconds: int | None = None,
     timezone: str = timing.UTC,
     enabled: bool = True,
     key: str | None = None,
@@ -443,6 +481,7 @@ def schedule_create(
         schedule_type=schedule_type,
         cron_expression=cron_expression,
         interval_seconds=interval_seconds,
+        jitter_seconds=jitter_seconds,
         timezone=timezone,
         enabled=enabled,
     )
@@ -458,7 +497,13 @@ def schedule_create(
         restart_timing=True,
     )
     schedule = TaskSchedule.objects.create(
-        id=schedule_id, service=service, task_name=task.name, periodic_task=periodic_task, key=key
+        id=schedule_id,
+        service=service,
+        task_name=task.name,
+        periodic_task=periodic_task,
+        cron_expression_written=new_timing.written_cron_expression or "",
+        jitter_seconds=new_timing.jitter_seconds,
+        key=key,
     )
     _audit(
         actor=actor,
@@ -483,7 +528,8 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, if_match: str | Non
     """Change only the given fields; switching type clears the other type's field.
 
     Accepts any of ``task_name``, ``schedule_type``, ``cron_expression``,
-    ``interval_seconds``, ``timezone``, ``enabled``, ``key``.
+    ``interval_seconds``, ``jitter_seconds``, ``timezone``, ``enabled``, ``key``. An ``H``
+    expression is resolved again, for the schedule's task as it is after the change.
     """
     unknown = set(changes) - set(SCHEDULE_FIELDS)
     if unknown:
@@ -496,7 +542,10 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, if_match: str | Non
 
     new_type = changes.get("schedule_type", before["schedule_type"])
     if new_type == before["schedule_type"]:
-        merged = {key: changes.get(key, before[key]) for key in ("cron_expression", "interval_seconds", "timezone")}
+        merged = {
+            key: changes.get(key, before[key])
+            for key in ("cron_expression", "interval_seconds", "jitter_seconds", "timezone")
+        }
     else:
         if new_type == timing.INTERVAL and before["timezone"] != timing.UTC and "timezone" not in changes:
             # Intervals ignore time zones; say so instead of silently dropping the schedule's zone.
@@ -511,6 +560,7 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, if_match: str | Non
         merged = {
             "cron_expression": changes.get("cron_expression"),
             "interval_seconds": changes.get("interval_seconds"),
+            "jitter_seconds": changes.get("jitter_seconds"),
             "timezone": changes.get("timezone", before["timezone"]),
         }
     enabled = changes.get("enabled", before["enabled"])
@@ -522,7 +572,7 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, if_match: str | Non
         schedule=schedule,
         **merged,
     )
-    timing_changed = new_timing != beat_rows.timing_of(schedule.periodic_task)
+    timing_changed = new_timing != beat_rows.schedule_timing(schedule)
 
     _sync_periodic_task(
         periodic_task=schedule.periodic_task,
@@ -534,6 +584,8 @@ def schedule_update(*, actor: Actor, schedule: TaskSchedule, if_match: str | Non
         restart_timing=timing_changed or (enabled and not before["enabled"]),
     )
     schedule.task_name = task.name
+    schedule.cron_expression_written = new_timing.written_cron_expression or ""
+    schedule.jitter_seconds = new_timing.jitter_seconds
     after = schedule_snapshot(schedule)
     if after != before:
         schedule.save()
@@ -564,7 +616,7 @@ def schedule_set_enabled(
         service_id=schedule.service_id,
         schedule_id=schedule.pk,
         task=_require_task(schedule.task_name),
-        new_timing=beat_rows.timing_of(schedule.periodic_task),
+        new_timing=beat_rows.schedule_timing(schedule),
         enabled=enabled,
         restart_timing=enabled,
     )
@@ -675,7 +727,7 @@ def _prefixed(index: int, exc: ValidationError) -> ValidationError:
     return ValidationError({f"[{index}].{name}": errors for name, errors in by_field.items()})
 
 
-def _desired_state(item: dict) -> dict:
+def _desired_state(item: dict, *, service_id: str) -> dict:
     """One desired schedule, validated and normalised to a snapshot (``@hourly`` -> ``0 * * * *``)."""
     unknown = set(item) - set(SCHEDULE_FIELDS)
     if unknown:
@@ -687,6 +739,8 @@ def _desired_state(item: dict) -> dict:
         cron_expression=item.get("cron_expression"),
         interval_seconds=item.get("interval_seconds"),
         timezone=item.get("timezone", timing.UTC),
+        key=timing.schedule_key(service_id, task.name),
+        jitter_seconds=item.get("jitter_seconds"),
     )
     key = item.get("key")
     if key is not None:
@@ -699,8 +753,9 @@ def _desired_state(item: dict) -> dict:
     return {
         "task_name": task.name,
         "schedule_type": new_timing.schedule_type,
-        "cron_expression": new_timing.cron_expression,
+        "cron_expression": new_timing.shown_cron_expression,
         "interval_seconds": new_timing.interval_seconds,
+        "jitter_seconds": new_timing.jitter_seconds,
         "timezone": new_timing.timezone,
         "enabled": _require_bool(item.get("enabled", True), "enabled"),
         "key": key,
@@ -711,11 +766,11 @@ def _identity(state: dict) -> tuple:
     return tuple(state[name] for name in SCHEDULE_IDENTITY)
 
 
-def _desired_states(desired: list[dict]) -> list[dict]:
+def _desired_states(desired: list[dict], *, service_id: str) -> list[dict]:
     states = []
     for index, item in enumerate(desired):
         try:
-            states.append(_desired_state(item))
+            states.append(_desired_state(item, service_id=service_id))
         except ValidationError as exc:
             raise _prefixed(index, exc) from None
     seen_keys, seen_identities = {}, {}
@@ -766,7 +821,7 @@ def _match(states: list[dict], existing: dict[uuid.UUID, dict]) -> tuple[list[tu
 @transaction.atomic
 def _schedule_set_replace(*, actor: Actor, service: Service, desired: list[dict], prune: bool) -> list[ScheduleChange]:
     service = _lock_service(service.pk)
-    states = _desired_states(desired)
+    states = _desired_states(desired, service_id=service.id)
     stored = {schedule.pk: schedule for schedule in selectors.schedule_list(service=service).order_by("created_at")}
     snapshots = {pk: schedule_snapshot(schedule) for pk, schedule in stored.items()}
     pairs, leftovers = _match(states, snapshots)

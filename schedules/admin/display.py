@@ -45,14 +45,15 @@ class ScheduleColumns:
 
     @admin.display(description="timing")
     def timing_spec(self, schedule):
-        current = beat_rows.timing_of(schedule.periodic_task)
+        current = beat_rows.schedule_timing(schedule)
         if current.schedule_type == timing.CRON:
-            return current.cron_expression
-        return f"every {current.interval_seconds} s"
+            return current.shown_cron_expression
+        jitter = f", jitter {current.jitter_seconds} s" if current.jitter_seconds else ""
+        return f"every {current.interval_seconds} s{jitter}"
 
     @admin.display(description="in words")
     def timing_words(self, schedule):
-        return beat_rows.timing_of(schedule.periodic_task).description
+        return beat_rows.schedule_timing(schedule).description
 
     @admin.display(description="time zone")
     def timezone(self, schedule):

@@ -45,13 +45,21 @@ class ScheduleForm(forms.ModelForm):
         help_text=(
             "For cron: minute hour day-of-month month day-of-week, in the time zone below. "
             "Examples: */15 * * * * (every 15 minutes), 0 2 * * 1-5 (02:00 on weekdays), @daily. "
-            "Leave empty for an interval."
+            "H picks a stable value per service and task, spreading services apart: H/15 * * * * "
+            "(every 15 minutes from a minute of its own), H(0-29) 2 * * *. "
+            "Leave empty for an interval, or for the task's default expression when it has one."
         ),
     )
     interval_seconds = forms.IntegerField(
         label="Interval (seconds)",
         required=False,
         help_text="For an interval: run every N seconds. Example: 900 (every 15 minutes). Leave empty for cron.",
+    )
+    jitter_seconds = forms.IntegerField(
+        label="Jitter (seconds)",
+        required=False,
+        help_text="For an interval, optional: shift its runs by a stable offset of up to this many seconds "
+        "(at most a tenth of the interval), so services do not all run together. Example: 60",
     )
     timezone = forms.CharField(
         label="Time zone",
@@ -85,6 +93,7 @@ class ScheduleForm(forms.ModelForm):
             "schedule_type": data["schedule_type"],
             "cron_expression": data["cron_expression"] or None,
             "interval_seconds": data["interval_seconds"],
+            "jitter_seconds": data["jitter_seconds"],
             "timezone": data["timezone"],
             "enabled": data["enabled"],
         }

@@ -2,19 +2,20 @@
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from .. import catalogue, selectors, services, timing
+from .. import beat_rows, catalogue, selectors, services, timing
 from ..errors import BrokerUnavailable, ConflictError
 from ..models import TaskSchedule
 from .base import WritePathAdmin, actor_of, copy_saved_fields
 from .display import ScheduleColumns, plural, utc
 from .forms import ScheduleForm
+from .load import upcoming_load_view
 
 
 class TaskFilter(admin.SimpleListFilter):
@@ -64,6 +65,7 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     list_per_page = 50
     status_fields = (
         "timing_words",
+        "resolved_cron_expression",
         "last_run_at",
         "next_run_at",
         "total_run_count",
@@ -80,10 +82,29 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     def get_queryset(self, request):
         return selectors.schedule_list()
 
+    def get_urls(self):
+        # Before the change view's catch-all "<object_id>/".
+        return [
+            path(
+                "load/",
+                self.admin_site.admin_view(self.upcoming_load),
+                name="schedules_taskschedule_load",
+            ),
+            *super().get_urls(),
+        ]
+
+    def upcoming_load(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return upcoming_load_view(self, request)
+
     def get_fieldsets(self, request, obj=None):
         fieldsets = [
             (None, {"fields": ("service", "task_name")}),
-            ("Timing", {"fields": ("schedule_type", "cron_expression", "interval_seconds", "timezone")}),
+            (
+                "Timing",
+                {"fields": ("schedule_type", "cron_expression", "interval_seconds", "jitter_seconds", "timezone")},
+            ),
             (None, {"fields": ("enabled",)}),
         ]
         if obj is not None:
@@ -93,6 +114,11 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     def get_readonly_fields(self, request, obj=None):
         # A schedule stays with its service: the service sends its id as the task argument.
         return ("service", *self.status_fields) if obj is not None else ()
+
+    @admin.display(description="resolved cron expression")
+    def resolved_cron_expression(self, schedule):
+        """What beat runs: equal to the expression unless it has H fields; '-' for an interval."""
+        return beat_rows.timing_of(schedule.periodic_task).cron_expression or "-"
 
     @admin.display(description="last run")
     def last_run_at(self, schedule):

@@ -1,6 +1,7 @@
 """The admin site itself: its titles, no navigation sidebar, and the product's section first on the index."""
 
 from django.contrib import admin
+from django.urls import reverse
 
 admin.site.site_header = "luffy-admin"
 admin.site.site_title = "luffy-admin"
@@ -23,8 +24,27 @@ def product_first(app_list: list[dict]) -> list[dict]:
 _alphabetical_app_list = admin.site.get_app_list
 
 
+def _with_upcoming_load(request, app_list: list[dict]) -> list[dict]:
+    """The "Upcoming load" page listed in the product's section, for those who may view schedules."""
+    if not request.user.has_perm("schedules.view_taskschedule"):
+        return app_list
+    for app in app_list:
+        if app["app_label"] == PRODUCT_APP_LABEL:
+            app["models"].append(
+                {
+                    "name": "Upcoming load",
+                    "object_name": "UpcomingLoad",
+                    "admin_url": reverse("admin:schedules_taskschedule_load"),
+                    "add_url": None,
+                    "view_only": True,
+                    "perms": {"view": True},
+                }
+            )
+    return app_list
+
+
 def _get_app_list(request, app_label=None):
-    return product_first(_alphabetical_app_list(request, app_label))
+    return product_first(_with_upcoming_load(request, _alphabetical_app_list(request, app_label)))
 
 
 admin.site.get_app_list = _get_app_list

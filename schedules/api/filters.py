@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, serializers
 from rest_framework.settings import api_settings
 
-from .. import catalogue, messages, selectors, timing
+from .. import catalogue, load, messages, selectors, timing
 from ..models import is_service_id
 
 
@@ -127,11 +127,50 @@ class CronPreviewQuerySerializer(FilterSerializer):
     expression = serializers.CharField(allow_blank=True, trim_whitespace=False, help_text="Example: */15 * * * *")
     timezone = serializers.CharField(default=timing.UTC, help_text="IANA time zone. Example: Europe/Paris")
     count = serializers.IntegerField(min_value=1, max_value=50, default=5, help_text="How many next runs (1-50).")
+    # H fields resolve per schedule: name the schedule (service and task), or give a key.
+    service_id = serializers.CharField(
+        required=False, help_text="With task_name: where H lands for this service. Example: web-app"
+    )
+    task_name = serializers.CharField(required=False, help_text="With service_id. Example: fetch_logs")
+    key = serializers.CharField(
+        required=False, max_length=200, help_text="Instead of service_id and task_name: any key to hash H from."
+    )
 
     def validate_timezone(self, value):
         if not timing.is_timezone(value):
             raise serializers.ValidationError(messages.unknown_timezone(value))
         return value
+
+    def validate_service_id(self, value):
+        # The service need not exist yet: a caller previews before registering it.
+        if not is_service_id(value):
+            raise serializers.ValidationError(messages.SERVICE_ID)
+        return value
+
+    def validate_task_name(self, value):
+        if catalogue.get_task(value) is None:
+            raise serializers.ValidationError(messages.unknown_task(value))
+        return value
+
+    def validate(self, attrs):
+        given = [name for name in ("service_id", "task_name") if name in attrs]
+        if len(given) == 1:
+            missing = "task_name" if given == ["service_id"] else "service_id"
+            raise serializers.ValidationError({missing: [f"{missing} is required with {given[0]}."]})
+        if given and "key" in attrs:
+            raise serializers.ValidationError({"key": ["Give key or service_id and task_name, not both."]})
+        if given:
+            attrs["key"] = timing.schedule_key(attrs.pop("service_id"), attrs.pop("task_name"))
+        return attrs
+
+
+class LoadQuerySerializer(FilterSerializer):
+    """``GET /load``; the schema documents its fields as the query parameters."""
+
+    hours = serializers.IntegerField(min_value=1, max_value=48, default=24, help_text="How far ahead (1-48).")
+    resolution = serializers.ChoiceField(
+        choices=list(load.RESOLUTIONS), default="minute", help_text="Bucket width: minute or hour."
+    )
 
 
 class ScheduleSetQuerySerializer(FilterSerializer):

@@ -148,7 +148,9 @@ class ScheduleRead:
     task_path: str
     schedule_type: str
     cron_expression: str | None
+    resolved_cron_expression: str | None
     interval_seconds: int | None
+    jitter_seconds: int | None
     timezone: str
     enabled: bool
     key: str | None
@@ -161,7 +163,7 @@ class ScheduleRead:
 
     @classmethod
     def of(cls, schedule: TaskSchedule) -> "ScheduleRead":
-        current = beat_rows.timing_of(schedule.periodic_task)
+        current = beat_rows.schedule_timing(schedule)
         periodic_task = schedule.periodic_task
         return cls(
             id=schedule.pk,
@@ -169,8 +171,10 @@ class ScheduleRead:
             task_name=schedule.task_name,
             task_path=periodic_task.task,
             schedule_type=current.schedule_type,
-            cron_expression=current.cron_expression,
+            cron_expression=current.shown_cron_expression,
+            resolved_cron_expression=current.cron_expression,
             interval_seconds=current.interval_seconds,
+            jitter_seconds=current.jitter_seconds,
             timezone=current.timezone,
             enabled=periodic_task.enabled,
             key=schedule.key,
@@ -193,9 +197,22 @@ class ScheduleSerializer(serializers.Serializer):
     )
     schedule_type = serializers.ChoiceField(choices=timing.SCHEDULE_TYPES, read_only=True)
     cron_expression = serializers.CharField(
-        read_only=True, allow_null=True, help_text="Normalised 5-field expression. Example: */15 * * * *"
+        read_only=True,
+        allow_null=True,
+        help_text="Normalised 5-field expression as written, H fields included. Example: H/15 * * * *",
+    )
+    resolved_cron_expression = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The plain crontab beat runs: H fields resolved for this service and task. "
+        "Example: 7,22,37,52 * * * *",
     )
     interval_seconds = serializers.IntegerField(read_only=True, allow_null=True, help_text="Example: 900")
+    jitter_seconds = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="Interval only: slots shift by a stable offset of 0 to this many seconds. Example: 60",
+    )
     timezone = serializers.CharField(read_only=True, help_text="IANA time zone of a cron schedule. Example: UTC")
     enabled = serializers.BooleanField(read_only=True)
     key = serializers.CharField(
@@ -219,6 +236,7 @@ SCHEDULE_READ_ONLY_FIELDS = frozenset(ScheduleSerializer._declared_fields) - {
     "schedule_type",
     "cron_expression",
     "interval_seconds",
+    "jitter_seconds",
     "timezone",
     "enabled",
     "key",
@@ -234,12 +252,19 @@ class ScheduleCreateSerializer(RequestSerializer):
         required=False,
         allow_null=True,
         allow_blank=True,
-        help_text="5 fields or a macro (@hourly, @daily, ...); required for cron. Example: */15 * * * *",
+        help_text="5 fields or a macro (@hourly, @daily, ...); H, H/15, H(0-29), H(0-29)/10 pick stable "
+        "values for the service and task. Required for cron unless the task has a default. Example: H/15 * * * *",
     )
     interval_seconds = _RawInteger(
         required=False,
         allow_null=True,
         help_text="Whole seconds within the task's bounds; required for interval. Example: 900",
+    )
+    jitter_seconds = _RawInteger(
+        required=False,
+        allow_null=True,
+        help_text="Interval only, optional: shift the slots by a stable offset of up to this many "
+        "seconds, at most a tenth of the interval. Example: 60",
     )
     timezone = _RawChar(required=False, help_text="IANA name for a cron schedule; default UTC. Example: Europe/Paris")
     enabled = _RawBoolean(required=False, help_text="Default: true")
@@ -272,6 +297,9 @@ class ScheduleStateSerializer(serializers.Serializer):
     schedule_type = serializers.ChoiceField(choices=timing.SCHEDULE_TYPES)
     cron_expression = serializers.CharField(allow_null=True, help_text="Example: */15 * * * *")
     interval_seconds = serializers.IntegerField(allow_null=True, help_text="Example: 900")
+    jitter_seconds = serializers.IntegerField(
+        allow_null=True, required=False, help_text="Absent from events recorded before jitter existed. Example: 60"
+    )
     timezone = serializers.CharField(help_text="Example: UTC")
     enabled = serializers.BooleanField()
     key = serializers.CharField(
@@ -399,11 +427,18 @@ class CatalogueTaskSerializer(serializers.Serializer):
     description = serializers.CharField()
     min_interval_seconds = serializers.IntegerField(help_text="Example: 60")
     max_interval_seconds = serializers.IntegerField(help_text="Example: 86400")
+    default_cron_expression = serializers.CharField(
+        allow_null=True,
+        help_text="What a schedule created without any timing runs, if set; H spreads services. Example: H/15 * * * *",
+    )
 
 
 class CronPreviewSerializer(serializers.Serializer):
     valid = serializers.BooleanField()
-    expression = serializers.CharField(help_text="Normalised when valid, as given otherwise.")
+    expression = serializers.CharField(help_text="Normalised when valid (H fields kept), as given otherwise.")
+    resolved_expression = serializers.CharField(
+        allow_null=True, help_text="The plain crontab beat would run (H resolved); null when not valid."
+    )
     description = serializers.CharField(allow_null=True, help_text="Example: Every 15 minutes")
     next_runs = serializers.ListField(child=UtcDateTimeField())
     error = serializers.CharField(allow_null=True, help_text="Why the expression is refused, when it is.")
@@ -424,4 +459,30 @@ class HealthSerializer(serializers.Serializer):
     beat = serializers.ChoiceField(
         choices=["ok", "stale", "unknown"],
         help_text="ok: a heartbeat ran recently; stale: the last one is too old; unknown: none recorded yet.",
+    )
+
+
+class LoadBucketSerializer(serializers.Serializer):
+    at = UtcDateTimeField(help_text="Start of the bucket. Example: 2026-01-31T12:15:00+00:00")
+    total = serializers.IntegerField(help_text="Sends in the bucket. Example: 1000")
+    by_task = serializers.DictField(child=serializers.IntegerField(), help_text='Example: {"fetch_logs": 1000}')
+
+
+class LoadSecondSerializer(serializers.Serializer):
+    second = serializers.IntegerField(help_text="Second of the busiest minute (0-59).")
+    total = serializers.IntegerField()
+    by_task = serializers.DictField(child=serializers.IntegerField())
+
+
+class LoadSerializer(serializers.Serializer):
+    start = UtcDateTimeField(help_text="Now, to the minute.")
+    end = UtcDateTimeField()
+    resolution = serializers.CharField(help_text="minute or hour")
+    tasks = serializers.ListField(child=serializers.CharField(), help_text="Tasks with enabled schedules.")
+    schedules = serializers.IntegerField(help_text="Enabled schedules counted.")
+    distinct_timings = serializers.IntegerField(help_text="Distinct timings their slots were computed for.")
+    buckets = LoadBucketSerializer(many=True, help_text="Buckets with at least one send, in time order.")
+    busiest = LoadBucketSerializer(many=True, help_text="The busiest minutes (up to 5), busiest first.")
+    busiest_minute_seconds = LoadSecondSerializer(
+        many=True, help_text="The busiest minute second by second (seconds with a send)."
     )

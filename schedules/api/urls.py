@@ -28,6 +28,7 @@ router.register("tasks", utility_views.TaskViewSet, basename="task")
 api_urlpatterns = router.urls + [
     re_path(rf"^cron/preview{OPTIONAL_SLASH}$", utility_views.CronPreviewView.as_view(), name="cron-preview"),
     re_path(rf"^health{OPTIONAL_SLASH}$", utility_views.HealthView.as_view(), name="health"),
+    re_path(rf"^load{OPTIONAL_SLASH}$", utility_views.LoadView.as_view(), name="load"),
 ]
 
 urlpatterns = [

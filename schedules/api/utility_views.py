@@ -9,9 +9,15 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import catalogue, cron, health
-from .filters import CronPreviewQuerySerializer, validated_query
-from .serializers import CatalogueTaskSerializer, CronPreviewSerializer, HealthSerializer, errors_for
+from .. import catalogue, cron, health, selectors
+from .filters import CronPreviewQuerySerializer, LoadQuerySerializer, validated_query
+from .serializers import (
+    CatalogueTaskSerializer,
+    CronPreviewSerializer,
+    HealthSerializer,
+    LoadSerializer,
+    errors_for,
+)
 
 
 class TaskViewSet(viewsets.ViewSet):
@@ -30,7 +36,8 @@ class CronPreviewView(APIView):
         summary="Check a cron expression: valid or why not, in words, next run times",
         description=(
             "An expression that is not valid answers 200 with `valid: false` and the reason in "
-            "`error`; a missing `expression`, a bad `timezone` or `count` answers 400."
+            "`error`; a missing `expression`, a bad `timezone` or `count` answers 400. `H` fields "
+            "resolve for `service_id` + `task_name` (or `key`); without them `H` is not valid."
         ),
         parameters=[CronPreviewQuerySerializer],
         responses={200: CronPreviewSerializer, **errors_for(400, 401, 403)},
@@ -39,11 +46,12 @@ class CronPreviewView(APIView):
         query = validated_query(request, CronPreviewQuerySerializer)
         expression, zone = query["expression"], query["timezone"]
         try:
-            parsed = cron.parse(expression)
+            parsed, written = cron.resolve(expression, query.get("key"))
         except cron.CronError as exc:
             preview = {
                 "valid": False,
                 "expression": expression,
+                "resolved_expression": None,
                 "description": None,
                 "next_runs": [],
                 "error": str(exc),
@@ -51,12 +59,29 @@ class CronPreviewView(APIView):
         else:
             preview = {
                 "valid": True,
-                "expression": parsed.text,
+                "expression": written or parsed.text,
+                "resolved_expression": parsed.text,
                 "description": cron.describe(parsed),
                 "next_runs": cron.next_runs(parsed, zone, timezone.now(), query["count"]),
                 "error": None,
             }
         return Response(CronPreviewSerializer(preview).data)
+
+
+class LoadView(APIView):
+    @extend_schema(
+        summary="Upcoming load: sends per minute (or hour) ahead, stacked by task",
+        description=(
+            "Enabled schedules, grouped by distinct timing. Names the busiest minutes and splits the "
+            "busiest one by second. An interval's first send after a change may fall one period later "
+            "than counted here."
+        ),
+        parameters=[LoadQuerySerializer],
+        responses={200: LoadSerializer, **errors_for(400, 401, 403)},
+    )
+    def get(self, request):
+        query = validated_query(request, LoadQuerySerializer)
+        return Response(LoadSerializer(selectors.upcoming_load(**query)).data)
 
 
 class HealthView(APIView):

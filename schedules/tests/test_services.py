@@ -266,6 +266,7 @@ def test_audit_records_who_what_before_and_after(make_schedule, actor):
         "schedule_type": "cron",
         "cron_expression": "*/15 * * * *",
         "interval_seconds": None,
+        "jitter_seconds": None,
         "timezone": "UTC",
         "enabled": True,
         "key": None,

@@ -49,7 +49,9 @@ class Schedule(_Versioned):
     task_path: str
     schedule_type: ScheduleType
     cron_expression: str | None
+    resolved_cron_expression: str | None
     interval_seconds: int | None
+    jitter_seconds: int | None
     timezone: str
     enabled: bool
     key: str | None
@@ -71,6 +73,7 @@ class ScheduleSpec(BaseModel):
     schedule_type: ScheduleType = "cron"
     cron_expression: str | None = None
     interval_seconds: int | None = None
+    jitter_seconds: int | None = None
     timezone: str = "UTC"
     enabled: bool = True
     key: str | None = None
@@ -85,6 +88,7 @@ class ScheduleState(_Response):
     schedule_type: ScheduleType
     cron_expression: str | None
     interval_seconds: int | None
+    jitter_seconds: int | None = None
     timezone: str
     enabled: bool
     key: str | None = None
@@ -158,6 +162,7 @@ class CatalogueTask(_Response):
     description: str
     min_interval_seconds: int
     max_interval_seconds: int
+    default_cron_expression: str | None
 
 
 class CronPreview(_Response):
@@ -165,6 +170,7 @@ class CronPreview(_Response):
 
     valid: bool
     expression: str
+    resolved_expression: str | None
     description: str | None
     next_runs: list[datetime]
     error: str | None

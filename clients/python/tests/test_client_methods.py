@@ -184,6 +184,7 @@ def test_catalogue_cron_preview_and_health(make_client):
         description=tasks[0].description,
         min_interval_seconds=60,
         max_interval_seconds=86400,
+        default_cron_expression=None,
     )
     assert (weekdays.valid, weekdays.description, len(weekdays.next_runs)) == (
         True,

@@ -43,11 +43,13 @@ def test_schedule_form_labels_are_capitalised(admin_client, make_schedule, page)
         "Fixed interval",
         "Cron expression:",
         "Interval (seconds):",
+        "Jitter (seconds):",
         "Time zone:",
         "Enabled",
     ]
     status_labels = [
         "In words:",
+        "Resolved cron expression:",
         "Last run:",
         "Next run:",
         "Runs so far:",
@@ -167,6 +169,7 @@ def test_schedule_edit_form_shows_the_current_timing(admin_client, make_schedule
         "schedule_type": "cron",
         "cron_expression": "0 2 * * *",
         "interval_seconds": None,
+        "jitter_seconds": None,
         "timezone": "Asia/Tokyo",
         "enabled": True,
         "key": None,
@@ -192,6 +195,7 @@ def test_schedule_edit_switches_type_through_the_write_path(admin_client, make_s
         "schedule_type": "cron",
         "cron_expression": "*/15 * * * *",
         "interval_seconds": None,
+        "jitter_seconds": None,
         "timezone": "UTC",
         "enabled": True,
         "key": None,
@@ -201,6 +205,7 @@ def test_schedule_edit_switches_type_through_the_write_path(admin_client, make_s
         "schedule_type": "interval",
         "cron_expression": None,
         "interval_seconds": 600,
+        "jitter_seconds": None,
         "timezone": "UTC",
         "enabled": False,
         "key": None,
@@ -239,3 +244,26 @@ def test_schedule_page_shows_recent_dispatches(admin_client, make_schedule):
     response = admin_client.get(f"{SCHEDULES_URL}{schedule.pk}/change/")
     assert response.status_code == HTTPStatus.OK
     assert "2026-11-27 09:15:00 UTC sent 2026-11-27 09:15:00 UTC (task 5f0c-task)" in response.content.decode()
+
+
+def test_h_schedule_added_in_the_admin_shows_written_and_resolved(admin_client, service):
+    """An operator writes H/15; the page keeps H/15 in the form and shows
+    the resolved crontab beat runs, in words."""
+    response = admin_client.post(f"{SCHEDULES_URL}add/", schedule_post(cron_expression="H/15 * * * *"))
+    assert response.status_code == HTTPStatus.FOUND
+    schedule = TaskSchedule.objects.get()
+    page = admin_client.get(f"{SCHEDULES_URL}{schedule.pk}/change/")
+    assert page.context["adminform"].form.initial["cron_expression"] == "H/15 * * * *"
+    html = page.content.decode()
+    assert "4,19,34,49 * * * *" in html and "At 4, 19, 34, and 49 minutes past the hour" in html
+
+
+def test_interval_jitter_over_a_tenth_is_refused_on_the_form(admin_client, service):
+    """The admin refuses the jitter the API refuses, with the same message."""
+    response = admin_client.post(
+        f"{SCHEDULES_URL}add/",
+        schedule_post(schedule_type="interval", cron_expression="", interval_seconds="600", jitter_seconds="61"),
+    )
+    assert errors_on_form(response) == {
+        "jitter_seconds": ["jitter_seconds may be at most a tenth of the interval: 60 for 600 s."]
+    }

@@ -20,6 +20,7 @@ def test_index_lists_the_product_section_first_then_django_order(admin_client):
         "AuditEvent",
         "TaskSchedule",
         "Service",
+        "UpcomingLoad",
     ]
 
 

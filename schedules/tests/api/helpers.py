@@ -58,18 +58,21 @@ def expected_body(schedule_id, **overrides) -> dict:
     )
     periodic_task = schedule.periodic_task
     crontab, interval = periodic_task.crontab, periodic_task.interval
+    resolved = (
+        f"{crontab.minute} {crontab.hour} {crontab.day_of_month} {crontab.month_of_year} {crontab.day_of_week}"
+        if crontab
+        else None
+    )
     body = {
         "id": str(schedule.pk),
         "service_id": schedule.service_id,
         "task_name": schedule.task_name,
         "task_path": catalogue.get_task(schedule.task_name).task,
         "schedule_type": "cron" if crontab else "interval",
-        "cron_expression": (
-            f"{crontab.minute} {crontab.hour} {crontab.day_of_month} {crontab.month_of_year} {crontab.day_of_week}"
-            if crontab
-            else None
-        ),
+        "cron_expression": schedule.cron_expression_written or resolved,
+        "resolved_cron_expression": resolved,
         "interval_seconds": interval.every if interval else None,
+        "jitter_seconds": schedule.jitter_seconds,
         "timezone": str(crontab.timezone) if crontab else "UTC",
         "enabled": periodic_task.enabled,
         "key": schedule.key,

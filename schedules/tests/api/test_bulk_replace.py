@@ -23,6 +23,7 @@ def _state(task_name, *, cron=None, interval=None, timezone="UTC", enabled=True,
         "schedule_type": "cron" if cron else "interval",
         "cron_expression": cron,
         "interval_seconds": interval,
+        "jitter_seconds": None,
         "timezone": timezone,
         "enabled": enabled,
         "key": key,
@@ -151,7 +152,7 @@ BAD_LISTS = {
         {
             "[1].colour": [
                 "Unknown field; accepted fields are: task_name, schedule_type, cron_expression, "
-                "interval_seconds, timezone, enabled, key."
+                "interval_seconds, jitter_seconds, timezone, enabled, key."
             ]
         },
     ),

@@ -48,7 +48,12 @@ def test_unknown_names_are_all_named_before_any_value_is_checked(api, schedule):
 @pytest.mark.parametrize(
     ("method", "path", "name", "accepted"),
     [
-        ("GET", "/cron/preview?expression=0+9+*+*+*&tz=Europe/Paris", "tz", "expression, timezone, count"),
+        (
+            "GET",
+            "/cron/preview?expression=0+9+*+*+*&tz=Europe/Paris",
+            "tz",
+            "expression, timezone, count, service_id, task_name, key",
+        ),
         ("POST", "/schedules/{id}/toggle?enable=false", "enable", "enabled"),
     ],
     ids=["preview", "toggle"],

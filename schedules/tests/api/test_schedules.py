@@ -348,6 +348,7 @@ def test_history_lists_changes_newest_first_with_who(api, staff, schedule, staff
         "task_name": "fetch_logs",
         "schedule_type": "cron",
         "interval_seconds": None,
+        "jitter_seconds": None,
         "timezone": "UTC",
         "key": None,
     }

@@ -23,6 +23,7 @@ def test_tasks_lists_the_catalogue(api):
             "description": task.description,
             "min_interval_seconds": 60,
             "max_interval_seconds": 86400,
+            "default_cron_expression": None,
         }
         for task in (catalogue.get_task(name) for name in ("fetch_logs", "generate_rca", "index_code"))
     ]
@@ -34,7 +35,13 @@ def test_cron_preview_describes_and_lists_next_runs(api):
     assert response.status_code == HTTPStatus.OK
     body = response.json()
     runs = [datetime.fromisoformat(run) for run in body.pop("next_runs")]
-    assert body == {"valid": True, "expression": "0 9 * * 1", "description": "At 09:00, only on Monday", "error": None}
+    assert body == {
+        "valid": True,
+        "expression": "0 9 * * 1",
+        "resolved_expression": "0 9 * * 1",
+        "description": "At 09:00, only on Monday",
+        "error": None,
+    }
     assert len(runs) == 2 and runs[1] - runs[0] == timedelta(days=7)
     assert all(run.utcoffset() == timedelta(0) and run.weekday() == 0 and run.hour in (7, 8) for run in runs)
     assert runs[0] > datetime.now(UTC)
@@ -47,6 +54,7 @@ def test_cron_preview_explains_an_invalid_expression(api):
     assert response.json() == {
         "valid": False,
         "expression": "*/0 * * * *",
+        "resolved_expression": None,
         "description": None,
         "next_runs": [],
         "error": "minute: step 0 must be between 1 and 59.",

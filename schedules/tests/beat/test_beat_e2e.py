@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
 from luffy_admin.celery import app as celery_app
-from schedules import health, selectors, services
+from schedules import cron, health, selectors, services, timing
 
 from ..e2e import BeatLog, Process, Timings, WorkerCalls, database_url, shared_test_database, text_of, wait_for
 
@@ -496,6 +496,46 @@ def test_two_services_with_one_task_and_timing_are_dispatched_independently(stac
     entries = [{call["periodic_task_name"] for call in stack.calls.of(service_id)} for service_id in (first, second)]
     assert len(entries[0]) == len(entries[1]) == 1
     assert entries[0] != entries[1]
+
+
+def _service_where(api: Api, lands) -> str:
+    """A new service whose id hashes so that ``lands(key)`` holds (H and jitter hash the id)."""
+    prefix = f"e2e-{uuid.uuid4().hex[:6]}"
+    service_id = next(f"{prefix}-{n}" for n in range(100_000) if lands(timing.schedule_key(f"{prefix}-{n}", TASK)))
+    api.create_service(service_id)
+    return service_id
+
+
+def test_h_schedule_is_sent_at_its_resolved_minute(stack, api):
+    """`H * * * *` resolves per service to one minute of the hour; beat sends it at that minute.
+    Time is compressed by picking a service id whose H lands on the coming minute."""
+    target = datetime.fromtimestamp(time.time() + 10, UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    service_id = _service_where(api, lambda key: cron.resolve("H * * * *", key)[0].minute == str(target.minute))
+    body = api.create_schedule(service_id, task_name=TASK, cron_expression="H * * * *")
+    assert (body["cron_expression"], body["resolved_cron_expression"]) == ("H * * * *", f"{target.minute} * * * *")
+
+    stack.first_call(service_id, timeout=_epoch(body["next_run"]) - time.time() + PICKUP_SECONDS)
+
+    first_send = stack.sends(service_id)[0]
+    error = stack.dispatch_error(sent=first_send, next_run=body["next_run"])
+    assert -EARLY_TOLERANCE <= error < LATE_TOLERANCE, f"sent {error:+.3f} s from next_run {body['next_run']}"
+    assert datetime.fromtimestamp(first_send, UTC).minute == target.minute
+
+
+def test_interval_jitter_offset_is_honoured_by_beat(stack, api):
+    """An interval with jitter first runs at change + interval + its offset, as next_run says."""
+    jittered = timing.Timing(timing.INTERVAL, None, 20, timing.UTC, jitter_seconds=2)
+    service_id = _service_where(api, lambda key: timing.jitter_offset(jittered, key) == 2)
+    created = time.time()
+    body = api.create_schedule(
+        service_id, task_name=TASK, schedule_type="interval", interval_seconds=20, jitter_seconds=2
+    )
+    assert 22 <= _epoch(body["next_run"]) - created < 23
+
+    stack.first_call(service_id, timeout=_epoch(body["next_run"]) - time.time() + PICKUP_SECONDS)
+
+    error = stack.dispatch_error(sent=stack.sends(service_id)[0], next_run=body["next_run"])
+    assert -EARLY_TOLERANCE <= error < LATE_TOLERANCE, f"sent {error:+.3f} s from next_run {body['next_run']}"
 
 
 def test_beat_heartbeat_reaches_the_worker_and_health_says_ok(stack):
