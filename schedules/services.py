@@ -16,11 +16,12 @@ from celery import current_app as celery_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone as django_timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from . import beat_rows, catalogue, health, messages, timing
+from . import beat_rows, catalogue, health, messages, runs, timing
 from .errors import BrokerUnavailable, ConflictError
-from .models import AuditEvent, BeatHeartbeat, Service, TaskSchedule
+from .models import AuditEvent, BeatHeartbeat, Dispatch, MonitorHeartbeat, Service, TaskSchedule
 
 UNSET: Any = object()
 # The first key of the two-key advisory locks taken on timing rows (the second is the timing's hash).
@@ -544,16 +545,25 @@ def schedule_run_now(*, actor: Actor, schedule: TaskSchedule) -> str:
         before=schedule_snapshot(schedule),
         after={"task_id": task_id},
     )
+    sent_at = django_timezone.now()
+    run_record_sent(
+        periodic_task_name=schedule.periodic_task.name,
+        slot=sent_at,
+        task_id=task_id,
+        sent_at=sent_at,
+        trigger=Dispatch.Trigger.RUN_NOW,
+    )
 
     def send():
         try:
             celery_app.send_task(task.task, args=[schedule.service_id], queue=task.queue, task_id=task_id)
         except Exception as exc:
-            # The event is committed already; say on it that nothing was sent, then let the
-            # caller report the failure.
+            # The event is committed already; say on it that nothing was sent, and drop the run
+            # that never left, then let the caller report the failure.
             AuditEvent.objects.filter(pk=event.pk).update(
                 after={"task_id": task_id, "sent": False, "error": str(exc) or type(exc).__name__}
             )
+            Dispatch.objects.filter(task_id=task_id, trigger=Dispatch.Trigger.RUN_NOW).delete()
             raise BrokerUnavailable() from exc
 
     transaction.on_commit(send)
@@ -568,3 +578,114 @@ def beat_heartbeat_record(*, worker: str, received_at: datetime) -> BeatHeartbea
     """Note that ``worker`` ran beat's heartbeat at ``received_at`` (one row, overwritten)."""
     heartbeat, _ = BeatHeartbeat.objects.update_or_create(pk=1, defaults={"worker": worker, "received_at": received_at})
     return heartbeat
+
+
+# --- runs ---------------------------------------------------------------------------------
+# The run record (``Dispatch``) past its send: the publish signal under ``-S django`` and run-now
+# record sends here, the event monitor applies what workers report (rules in ``runs.py``).
+
+# Rank of the stored state, in SQL; the same table as runs.RANK.
+_RANK_SQL = "CASE state " + " ".join(f"WHEN '{state}' THEN {rank}" for state, rank in runs.RANK.items()) + " END"
+_APPLY_SQL = f"""
+UPDATE {Dispatch._meta.db_table} SET
+  state = CASE WHEN %(rank)s > {_RANK_SQL} THEN %(state)s ELSE state END,
+  finished_at = CASE WHEN %(rank)s > {_RANK_SQL} THEN COALESCE(%(finished_at)s, finished_at) ELSE finished_at END,
+  runtime_seconds = CASE WHEN %(rank)s > {_RANK_SQL}
+    THEN COALESCE(%(runtime_seconds)s, runtime_seconds) ELSE runtime_seconds END,
+  error_type = CASE WHEN %(rank)s > {_RANK_SQL} AND %(error_type)s <> '' THEN %(error_type)s ELSE error_type END,
+  error_message = CASE WHEN %(rank)s > {_RANK_SQL} AND %(error_type)s <> ''
+    THEN %(error_message)s ELSE error_message END,
+  received_at = COALESCE(received_at, %(received_at)s),
+  started_at = COALESCE(started_at, %(started_at)s),
+  worker = CASE WHEN worker = '' THEN %(worker)s ELSE worker END,
+  retries = CASE WHEN retries < %(retries)s THEN %(retries)s ELSE retries END
+WHERE task_id = %(task_id)s
+"""
+
+
+def run_record_sent(
+    *,
+    periodic_task_name: str,
+    slot: datetime,
+    task_id: str,
+    sent_at: datetime,
+    trigger: str = Dispatch.Trigger.SCHEDULE,
+) -> None:
+    """Record a send, before it is published so that no event about it can arrive first. A
+    slot recorded already (the pair is unique) keeps its first record."""
+    Dispatch.objects.bulk_create(
+        [Dispatch(periodic_task_name=periodic_task_name, slot=slot, task_id=task_id, sent_at=sent_at, trigger=trigger)],
+        ignore_conflicts=True,
+    )
+
+
+@transaction.atomic
+def run_events_apply(*, patches: list["runs.RunPatch"]) -> None:
+    """Apply merged event patches to their runs in one transaction; a run moves only forward,
+    so applying a patch twice, or an older one after a newer, changes nothing. Events for
+    tasks that are no run of ours (other tasks, pruned runs) match no row."""
+    rows = [
+        {
+            "task_id": patch.task_id,
+            "state": patch.state,
+            "rank": patch.rank,
+            "received_at": patch.received_at,
+            "started_at": patch.started_at,
+            "finished_at": patch.finished_at,
+            "runtime_seconds": patch.runtime_seconds,
+            "worker": patch.worker,
+            "retries": patch.retries,
+            "error_type": patch.error_type,
+            "error_message": patch.error_message,
+        }
+        for patch in patches
+    ]
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(_APPLY_SQL, rows)
+        # task-failed carries no runtime; a run whose start came in an earlier batch gets it here.
+        seconds = (
+            "EXTRACT(EPOCH FROM finished_at - started_at)"
+            if connection.vendor == "postgresql"
+            else "(julianday(finished_at) - julianday(started_at)) * 86400.0"
+        )
+        ids = [row["task_id"] for row in rows if row["finished_at"] is not None and row["runtime_seconds"] is None]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            cursor.execute(
+                f"UPDATE {Dispatch._meta.db_table} SET runtime_seconds = {seconds} "
+                "WHERE runtime_seconds IS NULL AND finished_at IS NOT NULL AND started_at IS NOT NULL "
+                f"AND task_id IN ({', '.join(['%s'] * len(chunk))})",
+                chunk,
+            )
+
+
+def runs_mark_lost(*, sent_before: datetime, sent_since: datetime) -> int:
+    """Mark ``lost`` the runs sent in [since, before) that no worker has reported receiving.
+
+    ``sent_since`` is when the monitor began listening without a break: a run sent while it
+    was not listening may have been received unseen, so it is left ``sent``, not called lost.
+    """
+    return Dispatch.objects.filter(state=Dispatch.State.SENT, sent_at__lt=sent_before, sent_at__gte=sent_since).update(
+        state=Dispatch.State.LOST
+    )
+
+
+def runs_prune(*, sent_before: datetime, chunk: int = 5000) -> int:
+    """Delete every run sent before ``sent_before``, ``chunk`` rows a statement (short locks),
+    until none is left; returns how many went."""
+    deleted = 0
+    while True:
+        batch = Dispatch.objects.filter(
+            pk__in=list(Dispatch.objects.filter(sent_at__lt=sent_before).values_list("pk", flat=True)[:chunk])
+        )._raw_delete(Dispatch.objects.db)
+        deleted += batch
+        if batch < chunk:
+            return deleted
+
+
+def monitor_heartbeat_record(*, seen_at: datetime, lag_seconds: float | None = None) -> None:
+    """Note that the run monitor is listening and writing (one row, overwritten)."""
+    defaults = {"seen_at": seen_at} if lag_seconds is None else {"seen_at": seen_at, "lag_seconds": lag_seconds}
+    MonitorHeartbeat.objects.update_or_create(pk=1, defaults=defaults)
