@@ -9,6 +9,7 @@ the same rules ``services.run_events_apply`` applies in SQL, so a batch of any o
 repeats gives the same record as the events one by one.
 """
 
+import ast
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -93,9 +94,16 @@ class RunPatch:
 
 
 def split_exception(text: str) -> tuple[str, str]:
-    """``"ValueError('bad input')"`` -> ``("ValueError", "'bad input'")``, cut to the columns' sizes."""
+    """``"ValueError('bad input')"`` -> ``("ValueError", "bad input")``, cut to the columns' sizes."""
     match = EXCEPTION_REPR.match(text or "")
     error_type, message = (match.group(1), match.group(2)) if match else ("", text or "")
+    try:
+        # The usual single message argument reads as the message itself, unquoted.
+        literal = ast.literal_eval(message)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        literal = None
+    if isinstance(literal, str):
+        message = literal
     return error_type[:200], message[: Dispatch.ERROR_MESSAGE_MAX]
 
 

@@ -3,11 +3,12 @@
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from . import beat_rows, timing
-from .models import AuditEvent, BeatHeartbeat, Dispatch, Service, TaskSchedule
+from .models import AuditEvent, BeatHeartbeat, Dispatch, MonitorHeartbeat, Service, TaskSchedule
 
 
 def schedule_next_run(schedule: TaskSchedule) -> datetime | None:
@@ -20,7 +21,28 @@ def schedule_next_run(schedule: TaskSchedule) -> datetime | None:
 
 
 def _schedules() -> QuerySet[TaskSchedule]:
-    return TaskSchedule.objects.select_related("service", "periodic_task__crontab", "periodic_task__interval")
+    return with_run_outcomes(
+        TaskSchedule.objects.select_related("service", "periodic_task__crontab", "periodic_task__interval")
+    )
+
+
+# When a run reached its current state: the latest of its times that is set.
+RUN_STATE_AT = Coalesce("finished_at", "started_at", "received_at", "sent_at")
+
+
+def with_run_outcomes(schedules: QuerySet[TaskSchedule]) -> QuerySet[TaskSchedule]:
+    """Each schedule with its newest run's state and when it got there (``last_run_state``,
+    ``last_run_state_at``) and its newest finished run's state (``last_finished_state``), as
+    subqueries of the same query: a list costs no extra query per schedule."""
+    runs = Dispatch.objects.filter(periodic_task_name=OuterRef("periodic_task__name"))
+    newest = runs.order_by("-slot")
+    return schedules.annotate(
+        last_run_state=Subquery(newest.values("state")[:1]),
+        last_run_state_at=Subquery(newest.annotate(at=RUN_STATE_AT).values("at")[:1]),
+        last_finished_state=Subquery(
+            runs.filter(finished_at__isnull=False).order_by("-finished_at").values("state")[:1]
+        ),
+    )
 
 
 def schedule_list(*, service: Service | None = None, task_name: str | None = None, enabled: bool | None = None):
@@ -61,6 +83,28 @@ def service_history(service_id: str) -> QuerySet[AuditEvent]:
 
 def beat_heartbeat_get() -> BeatHeartbeat | None:
     return BeatHeartbeat.objects.filter(pk=1).first()
+
+
+def monitor_heartbeat_get() -> MonitorHeartbeat | None:
+    return MonitorHeartbeat.objects.filter(pk=1).first()
+
+
+def schedule_runs(schedule: TaskSchedule, *, state: str | None = None) -> QuerySet[Dispatch]:
+    """The schedule's runs, newest slot first; only those in ``state`` when given."""
+    runs = Dispatch.objects.filter(periodic_task_name=schedule.periodic_task.name).order_by("-slot", "-sent_at")
+    return runs if state is None else runs.filter(state=state)
+
+
+def service_last_outcomes(service: Service) -> dict[str, dict | None]:
+    """Per catalogue task the service schedules: its newest run's state and time across the
+    task's schedules, and whether one of them is failing; None for a task with no run yet."""
+    outcomes: dict[str, dict] = {}
+    for schedule in with_run_outcomes(TaskSchedule.objects.filter(service=service)).order_by("task_name"):
+        entry = outcomes.setdefault(schedule.task_name, {"state": None, "at": None, "failing": False})
+        entry["failing"] |= schedule.last_finished_state == Dispatch.State.FAILED
+        if schedule.last_run_state and (entry["at"] is None or schedule.last_run_state_at > entry["at"]):
+            entry.update(state=schedule.last_run_state, at=schedule.last_run_state_at)
+    return {task_name: entry if entry["state"] else None for task_name, entry in outcomes.items()}
 
 
 def schedule_recent_dispatches(schedule: TaskSchedule, limit: int = 10) -> QuerySet[Dispatch]:

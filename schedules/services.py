@@ -620,10 +620,11 @@ def run_record_sent(
 
 
 @transaction.atomic
-def run_events_apply(*, patches: list["runs.RunPatch"]) -> None:
+def run_events_apply(*, patches: list["runs.RunPatch"]) -> int:
     """Apply merged event patches to their runs in one transaction; a run moves only forward,
     so applying a patch twice, or an older one after a newer, changes nothing. Events for
-    tasks that are no run of ours (other tasks, pruned runs) match no row."""
+    tasks that are no run of ours (other tasks, pruned runs) match no row. Returns how many
+    patches were applied."""
     rows = [
         {
             "task_id": patch.task_id,
@@ -641,7 +642,7 @@ def run_events_apply(*, patches: list["runs.RunPatch"]) -> None:
         for patch in patches
     ]
     if not rows:
-        return
+        return 0
     with connection.cursor() as cursor:
         cursor.executemany(_APPLY_SQL, rows)
         # task-failed carries no runtime; a run whose start came in an earlier batch gets it here.
@@ -659,6 +660,7 @@ def run_events_apply(*, patches: list["runs.RunPatch"]) -> None:
                 f"AND task_id IN ({', '.join(['%s'] * len(chunk))})",
                 chunk,
             )
+    return len(rows)
 
 
 def runs_mark_lost(*, sent_before: datetime, sent_since: datetime) -> int:
@@ -677,11 +679,11 @@ def runs_prune(*, sent_before: datetime, chunk: int = 5000) -> int:
     until none is left; returns how many went."""
     deleted = 0
     while True:
-        batch = Dispatch.objects.filter(
-            pk__in=list(Dispatch.objects.filter(sent_at__lt=sent_before).values_list("pk", flat=True)[:chunk])
-        )._raw_delete(Dispatch.objects.db)
-        deleted += batch
-        if batch < chunk:
+        ids = list(Dispatch.objects.filter(sent_at__lt=sent_before).values_list("pk", flat=True)[:chunk])
+        if ids:
+            Dispatch.objects.filter(pk__in=ids)._raw_delete(Dispatch.objects.db)
+        deleted += len(ids)
+        if len(ids) < chunk:
             return deleted
 
 

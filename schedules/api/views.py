@@ -23,6 +23,7 @@ from .exception_handler import SCHEDULE_NOT_FOUND, SERVICE_NOT_FOUND
 from .filters import (
     SCHEDULE_FILTER_PARAMETERS,
     TOGGLE_QUERY_PARAMETERS,
+    RunFilterSerializer,
     ScheduleFilterSerializer,
     ToggleQuerySerializer,
     validated_query,
@@ -35,10 +36,12 @@ from .serializers import (
     ErrorSerializer,
     MessageSerializer,
     RunResponseSerializer,
+    RunSerializer,
     ScheduleCreateSerializer,
     ScheduleSerializer,
     ScheduleUpdateSerializer,
     ServiceCreateSerializer,
+    ServiceDetailSerializer,
     ServiceSerializer,
     ServiceUpdateSerializer,
     ToggleResponseSerializer,
@@ -104,7 +107,10 @@ def _schedule_body(schedule) -> dict:
             **ERROR_RESPONSES,
         },
     ),
-    retrieve=extend_schema(summary="One service", responses={200: ServiceSerializer, **ERROR_RESPONSES}),
+    retrieve=extend_schema(
+        summary="One service, with the last outcome of each task it schedules",
+        responses={200: ServiceDetailSerializer, **ERROR_RESPONSES},
+    ),
     update=extend_schema(
         summary="Create or replace a service (idempotent)",
         request=ServiceUpdateSerializer,
@@ -144,7 +150,7 @@ class ServiceViewSet(viewsets.GenericViewSet):
         return Response(ServiceSerializer(_service_or_404(service.pk)).data, status=HTTPStatus.CREATED)
 
     def retrieve(self, request, service_id):
-        return Response(ServiceSerializer(_service_or_404(service_id)).data)
+        return Response(ServiceDetailSerializer(_service_or_404(service_id)).data)
 
     def update(self, request, service_id):
         if not is_service_id(service_id):
@@ -288,9 +294,24 @@ class ScheduleViewSet(viewsets.GenericViewSet):
         return Response({"task_id": task_id}, status=HTTPStatus.ACCEPTED)
 
     @extend_schema(
+        summary="The schedule's runs and their outcomes, newest first",
+        description="Each send (by beat, under either scheduler, or a run-now) and what the workers "
+        "reported: state, times, runtime, worker, retries and a failure's error. Outcomes need the "
+        "run monitor (`manage.py monitor_runs`) and workers that send task events (docs/runs.md).",
+        parameters=[RunFilterSerializer],
+        responses={200: RunSerializer(many=True), **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["get"])
+    def runs(self, request, id):
+        schedule = _schedule_or_404(id)
+        filters = validated_query(request, RunFilterSerializer, paginator=self.paginator)
+        page = self.paginate_queryset(selectors.schedule_runs(schedule, **filters))
+        return self.get_paginated_response(RunSerializer(page, many=True).data)
+
+    @extend_schema(
         summary="The last 10 sends beat made for the schedule, newest first",
-        description="Recorded by the fleet scheduler (the default `celery -A luffy_admin beat`); "
-        "django-celery-beat's stock scheduler (`-S django`) records none.",
+        description="An alias of the send part of `/runs` (slot, task id, sent at), kept for its callers; "
+        "`/runs` has the outcomes. Recorded under either scheduler; run-now sends are included.",
         responses={200: DispatchSerializer(many=True), **ERROR_RESPONSES},
     )
     @action(detail=True, methods=["get"], pagination_class=None)

@@ -121,7 +121,7 @@ def test_a_failure_records_the_exception_type_a_bounded_message_and_its_runtime(
     _apply([_event("task-failed", task_id, 4.0, hostname="celery@w1", exception=f"ValueError('{'x' * 2000}')")])
     record = _record(task_id)
     assert (record["state"], record["error_type"], record["runtime_seconds"]) == ("failed", "ValueError", 2.0)
-    assert record["error_message"] == "'" + "x" * 999
+    assert record["error_message"] == "x" * 1000
 
 
 def test_a_retry_counts_and_the_final_outcome_wins(make_schedule):
@@ -139,7 +139,7 @@ def test_a_retry_counts_and_the_final_outcome_wins(make_schedule):
     _apply([_event("task-succeeded", task_id, 6.0, hostname="celery@w1", runtime=1.0)])
     record = _record(task_id)
     assert (record["state"], record["retries"], record["runtime_seconds"]) == ("succeeded", 1, 1.0)
-    assert (record["error_type"], record["error_message"]) == ("TimeoutError", "'slow'")
+    assert (record["error_type"], record["error_message"]) == ("TimeoutError", "slow")
 
 
 @pytest.mark.parametrize(("fields", "state"), [({"expired": True}, "expired"), ({"terminated": True}, "revoked")])
