@@ -232,6 +232,8 @@ LUFFY_BEAT_DISPATCH_RETENTION_HOURS = env.int("LUFFY_BEAT_DISPATCH_RETENTION_HOU
 # when it has not written its heartbeat (every 5 s while listening) for LUFFY_MONITOR_STALE_SECONDS.
 LUFFY_RUN_LOST_SECONDS = env.int("LUFFY_RUN_LOST_SECONDS", default=300)
 LUFFY_MONITOR_STALE_SECONDS = env.int("LUFFY_MONITOR_STALE_SECONDS", default=30)
+# Client addresses that may read /metrics without a staff session or API key (a Prometheus server).
+LUFFY_METRICS_ALLOW_IPS = env.list("LUFFY_METRICS_ALLOW_IPS", default=[])
 # Write last_run_at back after every dispatch so the API's last_run lags by seconds, not minutes.
 CELERY_BEAT_SYNC_EVERY = 1
 # Beat wakes at least this often, which bounds how late it notices a change.

@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
@@ -135,3 +136,68 @@ def beat_row_is_owned(row: PeriodicTask | CrontabSchedule | IntervalSchedule) ->
     if isinstance(row, PeriodicTask):
         return owned_periodic_tasks(PeriodicTask.objects.filter(pk=row.pk)).exists()
     return owned_periodic_tasks(row.periodictask_set.all()).exists()
+
+
+# --- metrics (schedules/metrics.py) --------------------------------------------------------
+# Labels are the catalogue task and its queue, never a service or schedule id: runs are joined to
+# their schedule through the beat entry's name; runs of deleted schedules (and beat's heartbeat)
+# have none and are left out.
+
+_RUNS_OF_SCHEDULES = f"""
+FROM {Dispatch._meta.db_table} d
+JOIN {PeriodicTask._meta.db_table} p ON p.name = d.periodic_task_name
+JOIN {TaskSchedule._meta.db_table} s ON s.periodic_task_id = p.id
+"""
+
+
+def seconds_between_sql(later: str, earlier: str) -> str:
+    """SQL for the seconds from column ``earlier`` to column ``later``, on PostgreSQL or SQLite."""
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM {later} - {earlier})"
+    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+
+
+def run_counts() -> list[tuple[str, str, str, int]]:
+    """(task, queue, state, runs) over the runs kept."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT s.task_name, p.queue, d.state, COUNT(*) {_RUNS_OF_SCHEDULES} GROUP BY 1, 2, 3")
+        return [(task, queue or "", state, count) for task, queue, state, count in cursor.fetchall()]
+
+
+def run_histogram(measure: str, buckets: tuple[float, ...]) -> dict[str, tuple[list[int], int, float]]:
+    """Per task: (cumulative count per bucket, count, sum) of ``measure`` over the runs kept
+    that have it; ``measure`` is ``lateness`` (sent minus slot) or ``runtime``."""
+    value = seconds_between_sql("d.sent_at", "d.slot") if measure == "lateness" else "d.runtime_seconds"
+    columns = ", ".join(f"SUM(CASE WHEN {value} <= {float(bound)} THEN 1 ELSE 0 END)" for bound in buckets)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.task_name, {columns}, COUNT(*), SUM({value}) {_RUNS_OF_SCHEDULES} "
+            f"WHERE {value} IS NOT NULL GROUP BY 1"
+        )
+        return {row[0]: (list(row[1 : 1 + len(buckets)]), row[-2], float(row[-1] or 0)) for row in cursor.fetchall()}
+
+
+def schedule_counts() -> list[tuple[str, bool, int]]:
+    """(task, enabled, schedules)."""
+    rows = TaskSchedule.objects.values_list("task_name", "periodic_task__enabled").annotate(count=Count("pk"))
+    return list(rows.order_by())
+
+
+def failing_schedule_counts() -> dict[str, int]:
+    failing = with_run_outcomes(TaskSchedule.objects.all()).filter(last_finished_state=Dispatch.State.FAILED)
+    return dict(failing.values_list("task_name").annotate(count=Count("pk")).order_by())
+
+
+def beat_leader_held(lock_key: int) -> bool | None:
+    """Whether a fleet beat holds its leader lock (an advisory lock); None off PostgreSQL."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        # A one-key advisory lock shows in pg_locks as classid = high 32 bits, objid = low 32 bits.
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = %s AND objid = %s AND objsubid = 1)",
+            [lock_key >> 32, lock_key & 0xFFFFFFFF],
+        )
+        return cursor.fetchone()[0]

@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone as django_timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from . import beat_rows, catalogue, health, messages, runs, timing
+from . import beat_rows, catalogue, health, messages, runs, selectors, timing
 from .errors import BrokerUnavailable, ConflictError
 from .models import AuditEvent, BeatHeartbeat, Dispatch, MonitorHeartbeat, Service, TaskSchedule
 
@@ -646,11 +646,7 @@ def run_events_apply(*, patches: list["runs.RunPatch"]) -> int:
     with connection.cursor() as cursor:
         cursor.executemany(_APPLY_SQL, rows)
         # task-failed carries no runtime; a run whose start came in an earlier batch gets it here.
-        seconds = (
-            "EXTRACT(EPOCH FROM finished_at - started_at)"
-            if connection.vendor == "postgresql"
-            else "(julianday(finished_at) - julianday(started_at)) * 86400.0"
-        )
+        seconds = selectors.seconds_between_sql("finished_at", "started_at")
         ids = [row["task_id"] for row in rows if row["finished_at"] is not None and row["runtime_seconds"] is None]
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
