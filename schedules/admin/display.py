@@ -5,8 +5,12 @@ from datetime import UTC, datetime
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from .. import beat_rows, selectors, timing
+from ..models import Dispatch
+
+State = Dispatch.State
 
 
 def utc(moment: datetime | None) -> str:
@@ -22,6 +26,27 @@ def utc_minute(moment: datetime | None) -> str:
 def plural(count: int, noun: str) -> str:
     """'1 schedule', '2 schedules'."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+# (icon, colour) per state: green done, red failed, amber in doubt, grey under way.
+STATE_LOOK = {
+    State.SENT: ("\u2192", "#6b7280"),  # →
+    State.RECEIVED: ("\u2193", "#2563eb"),  # ↓
+    State.STARTED: ("\u25b6", "#2563eb"),  # ▶
+    State.RETRIED: ("\u21bb", "#d97706"),  # ↻
+    State.SUCCEEDED: ("\u2714", "#15803d"),  # ✔
+    State.FAILED: ("\u2716", "#b91c1c"),  # ✖
+    State.REVOKED: ("\u2298", "#6b7280"),  # ⊘
+    State.EXPIRED: ("\u231b", "#d97706"),  # ⌛
+    State.LOST: ("?", "#d97706"),
+}
+
+
+def state_badge(state: str, title: str = "") -> SafeString:
+    icon, colour = STATE_LOOK[state]
+    return format_html(
+        '<span class="run-state run-{}" style="color: {}" title="{}">{} {}</span>', state, colour, title, icon, state
+    )
 
 
 class ScheduleColumns:
@@ -69,3 +94,10 @@ class ScheduleColumns:
     @admin.display(description="next run (UTC)")
     def next_run(self, schedule):
         return utc_minute(selectors.schedule_next_run(schedule))
+
+    @admin.display(description="last outcome")
+    def last_outcome(self, schedule):
+        """The newest run (annotated by selectors.with_run_outcomes), or '-' before any."""
+        if not schedule.last_run_state:
+            return "-"
+        return state_badge(schedule.last_run_state, f"since {utc(schedule.last_run_state_at)}")
