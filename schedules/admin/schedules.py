@@ -56,7 +56,6 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
         "enabled",
         "last_run",
         "next_run",
-        "last_outcome",
     )
     list_display_links = ("task", "timing_words")
     list_filter = (

@@ -15,17 +15,7 @@ class ScheduleInline(ScheduleColumns, admin.TabularInline):
     """The service page's schedules: read-only rows, each linking to its own form."""
 
     model = TaskSchedule
-    fields = (
-        "edit",
-        "task",
-        "timing_spec",
-        "timezone",
-        "timing_words",
-        "enabled",
-        "last_run",
-        "next_run",
-        "last_outcome",
-    )
+    fields = ("edit", "task", "timing_spec", "timezone", "timing_words", "enabled", "last_run", "next_run")
     readonly_fields = fields
     extra = 0
     can_delete = False
