@@ -17,7 +17,8 @@ While it listens it also:
 
 Outages: a broker that drops is reconnected with a capped backoff; a database that fails keeps
 the batch in memory (merged per task, so it grows with the tasks seen, not the events) and
-writes it once the database answers again.
+writes it once the database answers again. Events of a run not written yet (a single fleet beat
+writes its records after a database outage) are tried again for ``unmatched_seconds``.
 """
 
 import logging
@@ -43,6 +44,8 @@ class RunMonitor:
     enable_events_seconds = 60.0
     prune_seconds = 60.0
     max_backoff_seconds = 30.0
+    unmatched_seconds = 30.0
+    max_unmatched = 10_000
 
     def __init__(self, app, *, lost_seconds: float, retention: timedelta, clock=time.time):
         self.app = app
@@ -50,6 +53,7 @@ class RunMonitor:
         self.retention = retention
         self.clock = clock
         self.buffer = runs.PatchBuffer()
+        self.unmatched: dict[str, tuple[runs.RunPatch, float]] = {}
         self.listening_since: float | None = None
         self.should_stop = False
         self._receiver = None
@@ -97,12 +101,19 @@ class RunMonitor:
         )
 
     def flush(self) -> None:
-        if not len(self.buffer) or self.clock() < self._db_retry_at:
+        if not (len(self.buffer) or self.unmatched) or self.clock() < self._db_retry_at:
             return
+        now = self.clock()
         events = self.buffer.events
         patches = self.buffer.take()
-        written = self._db("writing run events", lambda: services.run_events_apply(patches=patches))
-        if written is None:
+        fresh = {patch.task_id for patch in patches}
+        retried = [patch for task_id, (patch, _) in self.unmatched.items() if task_id not in fresh]
+        for patch in patches:
+            if patch.task_id in self.unmatched:
+                patch = self.unmatched[patch.task_id][0].merge(patch)
+            retried.append(patch)
+        applied = self._db("writing run events", lambda: services.run_events_apply(patches=retried))
+        if applied is None:
             # Keep them for the next try; events that arrived meanwhile merge on top.
             pending, self.buffer = self.buffer, runs.PatchBuffer()
             for patch in patches:
@@ -111,14 +122,28 @@ class RunMonitor:
                 self.buffer.patches[patch.task_id] = self.buffer.patches.get(patch.task_id, patch).merge(patch)
             self.buffer.events = events + pending.events
             return
+        self._keep_unmatched([patch for patch in retried if patch.task_id not in applied], now)
         newest = max((patch.event_at for patch in patches if patch.event_at), default=None)
         if newest is not None and self.listening_since is not None:
-            now = self.clock()
             lag = max(now - newest.timestamp(), 0.0)
             self._db(
                 "writing the heartbeat",
                 lambda: services.monitor_heartbeat_record(seen_at=_moment(now), lag_seconds=lag),
             )
+
+    def _keep_unmatched(self, patches: list[runs.RunPatch], now: float) -> None:
+        """Patches that matched no run are tried again for ``unmatched_seconds``: the run may not
+        be written yet (a single fleet beat keeps its records in memory through a database outage
+        and writes them after, maybe after the monitor's batch). Most are other tasks' events,
+        so they are kept a short while and at most ``max_unmatched`` of them, newest first."""
+        previous, self.unmatched = self.unmatched, {}
+        for patch in patches:
+            since = previous.get(patch.task_id, (None, now))[1]
+            if now - since < self.unmatched_seconds:
+                self.unmatched[patch.task_id] = (patch, since)
+        if len(self.unmatched) > self.max_unmatched:
+            newest = sorted(self.unmatched.items(), key=lambda item: item[1][1])[-self.max_unmatched :]
+            self.unmatched = dict(newest)
 
     def enable_events(self) -> None:
         try:

@@ -655,11 +655,11 @@ def run_record_sent(
 
 
 @transaction.atomic
-def run_events_apply(*, patches: list["runs.RunPatch"]) -> int:
+def run_events_apply(*, patches: list["runs.RunPatch"]) -> set[str]:
     """Apply merged event patches to their runs in one transaction; a run moves only forward,
-    so applying a patch twice, or an older one after a newer, changes nothing. Events for
-    tasks that are no run of ours (other tasks, pruned runs) match no row. Returns how many
-    patches were applied."""
+    so applying a patch twice, or an older one after a newer, changes nothing. Returns the task
+    ids that matched a run: events of tasks that are no run of ours (other tasks, pruned runs,
+    or runs a beat has not written yet) match none."""
     rows = [
         {
             "task_id": patch.task_id,
@@ -677,15 +677,27 @@ def run_events_apply(*, patches: list["runs.RunPatch"]) -> int:
         for patch in patches
     ]
     if not rows:
-        return 0
+        return set()
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             from psycopg2.extras import execute_values
 
             values = [tuple(row[name] for name, _ in _PATCH_COLUMNS) for row in rows]
-            execute_values(cursor.cursor, _APPLY_MANY, values, template=_APPLY_MANY_ROW, page_size=1000)
+            matched = execute_values(
+                cursor.cursor,
+                f"{_APPLY_MANY} RETURNING {_RUNS}.task_id",
+                values,
+                template=_APPLY_MANY_ROW,
+                page_size=1000,
+                fetch=True,
+            )
+            applied = {task_id for (task_id,) in matched}
         else:
-            cursor.executemany(_APPLY_ONE, rows)
+            applied = set()
+            for row in rows:
+                cursor.execute(_APPLY_ONE, row)
+                if cursor.rowcount:
+                    applied.add(row["task_id"])
         # task-failed carries no runtime; a run whose start came in an earlier batch gets it here.
         seconds = selectors.seconds_between_sql("finished_at", "started_at")
         ids = [row["task_id"] for row in rows if row["finished_at"] is not None and row["runtime_seconds"] is None]
@@ -697,7 +709,7 @@ def run_events_apply(*, patches: list["runs.RunPatch"]) -> int:
                 f"AND task_id IN ({', '.join(['%s'] * len(chunk))})",
                 chunk,
             )
-    return len(rows)
+    return applied
 
 
 def runs_mark_lost(*, sent_before: datetime, sent_since: datetime) -> int:

@@ -109,6 +109,27 @@ def test_a_database_outage_keeps_the_batch_and_writes_it_once_back(monitor, cloc
     assert (run_record.state, run_record.runtime_seconds, run_record.started_at) == ("succeeded", 1.0, T0)
 
 
+def test_events_that_come_before_their_run_is_written_are_applied_once_it_is(monitor, clock, make_schedule):
+    """A beat that kept its records in memory through a database outage writes them late: the
+    workers' events for those runs, heard first, are kept and applied when the run appears."""
+    schedule = make_schedule()
+    task_id = str(uuid.uuid4())
+    monitor.tick()
+    monitor.on_event(_event("task-received", task_id, clock()))
+    clock.advance(1)
+    monitor.tick()
+    services.run_record_sent(periodic_task_name=schedule.periodic_task.name, slot=T0, task_id=task_id, sent_at=T0)
+    clock.advance(1)
+    monitor.tick()
+    assert _state(task_id) == "received"
+    clock.advance(monitor.unmatched_seconds)
+    monitor.on_event(_event("task-started", "not-a-run", clock()))
+    monitor.tick()
+    clock.advance(monitor.unmatched_seconds + 1)
+    monitor.tick()
+    assert monitor.unmatched == {}, "kept only for a while"
+
+
 def test_runs_not_received_in_time_become_lost(monitor, clock, run):
     """Lost after LUFFY_RUN_LOST_SECONDS; a run received just now (still in the batch) is not."""
     never = run(sent_at=T0 + timedelta(seconds=1))
