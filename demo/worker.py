@@ -3,7 +3,9 @@
 The real tasks live in the luffy codebase. This worker registers a task under each
 catalogue task name that logs the call and appends it, with its service id, to a JSON-lines
 file, so a person or a test can see what beat sent. It also runs luffy-admin's beat heartbeat,
-so it consumes the heartbeat queue as well:
+so it consumes the heartbeat queue as well. It sends task events, as luffy's workers must for
+run outcomes (docs/runs.md). Calls for ``flaky-svc`` fail every other time, so the admin shows
+both outcomes:
 
     celery -A demo.worker worker -Q default,luffy-admin --loglevel INFO
 """
@@ -29,8 +31,17 @@ logger = logging.getLogger("luffy.demo")
 
 app = Celery("luffy_demo")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Task events, which `manage.py monitor_runs` turns into run outcomes (docs/runs.md).
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-send-task-events
+app.conf.worker_send_task_events = True
+app.conf.task_send_sent_event = True
 
 RECORD_FILE = Path(os.environ.get("LUFFY_DEMO_RECORD_FILE", settings.VAR_DIR / "demo-calls.jsonl"))
+FLAKY_SERVICE = "flaky-svc"
+
+
+class FlakyServiceError(RuntimeError):
+    """The demo's deliberate failure: flaky-svc's every other call."""
 
 
 def stand_in(self, service_id):
@@ -47,7 +58,15 @@ def stand_in(self, service_id):
     logger.info("demo worker ran %s for service %s (task id %s)", self.name, service_id, self.request.id)
     with RECORD_FILE.open("a") as record:
         record.write(json.dumps(call) + "\n")
+    if service_id == FLAKY_SERVICE and _calls_for(service_id) % 2 == 0:
+        # Counted from the record file, not in memory, so it alternates across pool processes.
+        raise FlakyServiceError(f"{service_id} fails every other run (demo)")
     return call
+
+
+def _calls_for(service_id: str) -> int:
+    with RECORD_FILE.open() as record:
+        return sum(1 for line in record if json.loads(line)["service_id"] == service_id)
 
 
 for entry in get_catalogue().values():

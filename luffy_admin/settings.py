@@ -193,7 +193,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "PREPROCESSING_HOOKS": ["schedules.api.urls.schema_paths_without_slash"],
-    "ENUM_NAME_OVERRIDES": {"UpDownEnum": "schedules.api.serializers.UP_DOWN"},
+    "ENUM_NAME_OVERRIDES": {
+        "UpDownEnum": "schedules.api.serializers.UP_DOWN",
+        "LivenessEnum": "schedules.api.serializers.LIVENESS",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------
@@ -231,8 +234,15 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BEAT_SCHEDULER = "schedules.scheduler:FleetScheduler"
 # No leader lock: exactly one beat may run (always so on SQLite). See README, "Fleet scheduler".
 LUFFY_BEAT_SINGLE = env.bool("LUFFY_BEAT_SINGLE", default=False)
-# How long the record of each send (schedules.Dispatch) is kept.
+# How long the record of each run (schedules.Dispatch: the send and its outcome) is kept.
 LUFFY_BEAT_DISPATCH_RETENTION_HOURS = env.int("LUFFY_BEAT_DISPATCH_RETENTION_HOURS", default=24)
+# Run outcomes (docs/runs.md): `manage.py monitor_runs` marks a run `lost` when no worker
+# reported receiving it within LUFFY_RUN_LOST_SECONDS, and /health reports the monitor "stale"
+# when it has not written its heartbeat (every 5 s while listening) for LUFFY_MONITOR_STALE_SECONDS.
+LUFFY_RUN_LOST_SECONDS = env.int("LUFFY_RUN_LOST_SECONDS", default=300)
+LUFFY_MONITOR_STALE_SECONDS = env.int("LUFFY_MONITOR_STALE_SECONDS", default=30)
+# Client addresses that may read /metrics without a staff session or API key (a Prometheus server).
+LUFFY_METRICS_ALLOW_IPS = env.list("LUFFY_METRICS_ALLOW_IPS", default=[])
 # Write last_run_at back after every dispatch so the API's last_run lags by seconds, not minutes.
 CELERY_BEAT_SYNC_EVERY = 1
 # Beat wakes at least this often, which bounds how late it notices a change.

@@ -13,6 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # /api/v1/task-scheduling/... plus the API's schema (/api/schema) and docs page (/api/docs).
     path("api/", include("schedules.api.urls")),
+    # Prometheus metrics at /metrics (docs/runs.md).
+    path("", include("schedules.metrics")),
 ]
 
 handler404 = "schedules.api.exception_handler.page_not_found"

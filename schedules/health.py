@@ -57,12 +57,26 @@ def check_beat() -> str:
     return OK if timezone.now() - heartbeat.received_at <= max_age else STALE
 
 
-CHECKS = {"database": check_database, "broker": check_broker, "beat": check_beat}
+def check_monitor() -> str:
+    """The run monitor (``manage.py monitor_runs``), judged like beat: ``ok`` when it wrote its
+    heartbeat recently, ``stale`` when the last one is too old, ``unknown`` when it never ran or
+    the database cannot say."""
+    try:
+        heartbeat = selectors.monitor_heartbeat_get()
+    except DatabaseError:
+        return UNKNOWN
+    if heartbeat is None:
+        return UNKNOWN
+    max_age = timedelta(seconds=settings.LUFFY_MONITOR_STALE_SECONDS)
+    return OK if timezone.now() - heartbeat.seen_at <= max_age else STALE
+
+
+CHECKS = {"database": check_database, "broker": check_broker, "beat": check_beat, "monitor": check_monitor}
 
 
 def health_report() -> dict[str, str]:
     """``{"status", <check>: ...}``: down without the database, degraded when another check
-    is down or beat's heartbeat is stale."""
+    is down or beat's or the monitor's heartbeat is stale."""
     results = {name: check() for name, check in CHECKS.items()}
     if results["database"] == DOWN:
         status = DOWN

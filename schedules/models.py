@@ -197,12 +197,34 @@ class BeatHeartbeat(models.Model):
 
 
 class Dispatch(models.Model):
-    """One slot the fleet scheduler sent: its durable claim, so no slot is sent twice.
+    """One run: a slot beat sent (or a run-now), and then what the workers did with it.
 
-    Written by the beat scheduler (``schedules/beat/``: ``lock.py`` and ``store.py``) before it publishes, not by the
-    write path. The unique (name, slot) pair is what keeps a slot single across a failover.
-    Plain values, not a foreign key: the record outlives a deleted schedule until pruned.
+    The send part is written by whoever sends: the fleet scheduler (``schedules/beat/``)
+    claims the row with raw SQL before it publishes, so every column past the first four has a
+    database default or is nullable; under ``-S django`` the beat process records it from
+    Celery's publish signal (``schedules/run_signals.py``); run-now from
+    ``services.schedule_run_now``. The outcome part is written by the event monitor
+    (``manage.py monitor_runs``) through ``services.run_events_apply``. The unique (name, slot)
+    pair is what keeps a slot single across a failover. Plain values, not a foreign key: the
+    record outlives a deleted schedule until pruned.
     """
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "schedule"
+        RUN_NOW = "run_now", "run now"
+
+    class State(models.TextChoices):
+        SENT = "sent", "sent"
+        RECEIVED = "received", "received"
+        STARTED = "started", "started"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        RETRIED = "retried", "retried"
+        REVOKED = "revoked", "revoked"
+        EXPIRED = "expired", "expired"
+        LOST = "lost", "lost"
+
+    ERROR_MESSAGE_MAX = 1000
 
     periodic_task_name = models.CharField(
         max_length=200,
@@ -215,21 +237,78 @@ class Dispatch(models.Model):
     )
     task_id = models.CharField(
         max_length=36,
+        db_index=True,
         verbose_name="task id",
-        help_text="Celery task id of the message, derived from the entry and the slot.",
+        help_text="Celery task id of the message. Example: 0f8fad5b-d9cb-469f-a165-70867728950e",
     )
     sent_at = models.DateTimeField(
         db_index=True,
         verbose_name="sent at",
         help_text="When beat claimed and sent the slot. Example: 2026-01-01T10:15:00.012Z",
     )
+    trigger = models.CharField(
+        max_length=10,
+        choices=Trigger.choices,
+        db_default=Trigger.SCHEDULE,
+        verbose_name="trigger",
+        help_text="What sent it: beat's schedule or a run-now. Example: schedule",
+    )
+    state = models.CharField(
+        max_length=10,
+        choices=State.choices,
+        db_default=State.SENT,
+        verbose_name="state",
+        help_text="The furthest state the workers reported. Example: succeeded",
+    )
+    received_at = models.DateTimeField(
+        null=True, blank=True, verbose_name="received at", help_text="When a worker took the message."
+    )
+    started_at = models.DateTimeField(
+        null=True, blank=True, verbose_name="started at", help_text="When a worker started the task."
+    )
+    finished_at = models.DateTimeField(
+        null=True, blank=True, verbose_name="finished at", help_text="When it succeeded, failed or was revoked."
+    )
+    runtime_seconds = models.FloatField(
+        null=True, blank=True, verbose_name="runtime (s)", help_text="How long the task ran. Example: 12.5"
+    )
+    worker = models.CharField(
+        max_length=200,
+        db_default="",
+        blank=True,
+        verbose_name="worker",
+        help_text="Celery host name of the worker. Example: celery@worker-1",
+    )
+    retries = models.PositiveIntegerField(
+        db_default=0, verbose_name="retries", help_text="How many times the task was retried. Example: 0"
+    )
+    error_type = models.CharField(
+        max_length=200,
+        db_default="",
+        blank=True,
+        verbose_name="error type",
+        help_text="Exception class of a failure. Example: TimeoutError",
+    )
+    error_message = models.CharField(
+        max_length=ERROR_MESSAGE_MAX,
+        db_default="",
+        blank=True,
+        verbose_name="error message",
+        help_text="The exception's message, cut to 1,000 characters. Example: upstream timed out",
+    )
 
     class Meta:
         ordering = ["-slot"]
-        verbose_name = "dispatch"
-        verbose_name_plural = "dispatches"
+        verbose_name = "run"
+        verbose_name_plural = "runs"
         constraints = [
             models.UniqueConstraint(fields=["periodic_task_name", "slot"], name="schedules_dispatch_one_per_slot")
+        ]
+        indexes = [
+            # A schedule's last finished run (its `failing` flag).
+            models.Index(fields=["periodic_task_name", "finished_at"], name="schedules_run_finished"),
+            # The monitor's "sent long ago and never received" sweep.
+            models.Index(fields=["state", "sent_at"], name="schedules_run_state_sent"),
         ]
 
     def __str__(self):
@@ -266,3 +345,25 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return f"{self.actor} {self.key}"
+
+
+class MonitorHeartbeat(models.Model):
+    """The run monitor's sign of life (one row): ``/health`` and ``/metrics`` read its age and lag."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    seen_at = models.DateTimeField(
+        verbose_name="seen at",
+        help_text="When the monitor last wrote to the database while listening. Example: 2026-01-31T12:00:05Z",
+    )
+    lag_seconds = models.FloatField(
+        default=0,
+        verbose_name="lag (s)",
+        help_text="Age of the newest event when its batch was written. Example: 0.4",
+    )
+
+    class Meta:
+        verbose_name = "run monitor heartbeat"
+        verbose_name_plural = "run monitor heartbeat"
+
+    def __str__(self):
+        return f"{self.seen_at:%Y-%m-%d %H:%M:%S}"

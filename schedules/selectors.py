@@ -3,13 +3,14 @@
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import BigIntegerField, Case, Count, F, Func, Q, QuerySet, When
+from django.db import connection
+from django.db.models import BigIntegerField, Case, Count, F, Func, OuterRef, Q, QuerySet, Subquery, When
 from django.db.models.functions import Coalesce, Mod
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from . import beat_rows, load, timing
-from .models import AuditEvent, BeatHeartbeat, Dispatch, IdempotencyRecord, Service, TaskSchedule
+from .models import AuditEvent, BeatHeartbeat, Dispatch, IdempotencyRecord, MonitorHeartbeat, Service, TaskSchedule
 
 
 def schedule_next_run(schedule: TaskSchedule) -> datetime | None:
@@ -22,7 +23,28 @@ def schedule_next_run(schedule: TaskSchedule) -> datetime | None:
 
 
 def _schedules() -> QuerySet[TaskSchedule]:
-    return TaskSchedule.objects.select_related("service", "periodic_task__crontab", "periodic_task__interval")
+    return with_run_outcomes(
+        TaskSchedule.objects.select_related("service", "periodic_task__crontab", "periodic_task__interval")
+    )
+
+
+# When a run reached its current state: the latest of its times that is set.
+RUN_STATE_AT = Coalesce("finished_at", "started_at", "received_at", "sent_at")
+
+
+def with_run_outcomes(schedules: QuerySet[TaskSchedule]) -> QuerySet[TaskSchedule]:
+    """Each schedule with its newest run's state and when it got there (``last_run_state``,
+    ``last_run_state_at``) and its newest finished run's state (``last_finished_state``), as
+    subqueries of the same query: a list costs no extra query per schedule."""
+    runs = Dispatch.objects.filter(periodic_task_name=OuterRef("periodic_task__name"))
+    newest = runs.order_by("-slot")
+    return schedules.annotate(
+        last_run_state=Subquery(newest.values("state")[:1]),
+        last_run_state_at=Subquery(newest.annotate(at=RUN_STATE_AT).values("at")[:1]),
+        last_finished_state=Subquery(
+            runs.filter(finished_at__isnull=False).order_by("-finished_at").values("state")[:1]
+        ),
+    )
 
 
 def schedule_list(*, service: Service | None = None, task_name: str | None = None, enabled: bool | None = None):
@@ -63,6 +85,28 @@ def service_history(service_id: str) -> QuerySet[AuditEvent]:
 
 def beat_heartbeat_get() -> BeatHeartbeat | None:
     return BeatHeartbeat.objects.filter(pk=1).first()
+
+
+def monitor_heartbeat_get() -> MonitorHeartbeat | None:
+    return MonitorHeartbeat.objects.filter(pk=1).first()
+
+
+def schedule_runs(schedule: TaskSchedule, *, state: str | None = None) -> QuerySet[Dispatch]:
+    """The schedule's runs, newest slot first; only those in ``state`` when given."""
+    runs = Dispatch.objects.filter(periodic_task_name=schedule.periodic_task.name).order_by("-slot", "-sent_at")
+    return runs if state is None else runs.filter(state=state)
+
+
+def service_last_outcomes(service: Service) -> dict[str, dict | None]:
+    """Per catalogue task the service schedules: its newest run's state and time across the
+    task's schedules, and whether one of them is failing; None for a task with no run yet."""
+    outcomes: dict[str, dict] = {}
+    for schedule in with_run_outcomes(TaskSchedule.objects.filter(service=service)).order_by("task_name"):
+        entry = outcomes.setdefault(schedule.task_name, {"state": None, "at": None, "failing": False})
+        entry["failing"] |= schedule.last_finished_state == Dispatch.State.FAILED
+        if schedule.last_run_state and (entry["at"] is None or schedule.last_run_state_at > entry["at"]):
+            entry.update(state=schedule.last_run_state, at=schedule.last_run_state_at)
+    return {task_name: entry if entry["state"] else None for task_name, entry in outcomes.items()}
 
 
 def schedule_recent_dispatches(schedule: TaskSchedule, limit: int = 10) -> QuerySet[Dispatch]:
@@ -161,3 +205,68 @@ def enabled_timing_groups() -> list[load.TimingGroup]:
 def upcoming_load(*, hours: int, resolution: str, now: datetime | None = None) -> load.Load:
     """What beat will send in the next ``hours``, per ``resolution`` bucket, stacked by task."""
     return load.upcoming_load(enabled_timing_groups(), now=now or timezone.now(), hours=hours, resolution=resolution)
+
+
+# --- metrics (schedules/metrics.py) --------------------------------------------------------
+# Labels are the catalogue task and its queue, never a service or schedule id: runs are joined to
+# their schedule through the beat entry's name; runs of deleted schedules (and beat's heartbeat)
+# have none and are left out.
+
+_RUNS_OF_SCHEDULES = f"""
+FROM {Dispatch._meta.db_table} d
+JOIN {PeriodicTask._meta.db_table} p ON p.name = d.periodic_task_name
+JOIN {TaskSchedule._meta.db_table} s ON s.periodic_task_id = p.id
+"""
+
+
+def seconds_between_sql(later: str, earlier: str) -> str:
+    """SQL for the seconds from column ``earlier`` to column ``later``, on PostgreSQL or SQLite."""
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM {later} - {earlier})"
+    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+
+
+def run_counts() -> list[tuple[str, str, str, int]]:
+    """(task, queue, state, runs) over the runs kept."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT s.task_name, p.queue, d.state, COUNT(*) {_RUNS_OF_SCHEDULES} GROUP BY 1, 2, 3")
+        return [(task, queue or "", state, count) for task, queue, state, count in cursor.fetchall()]
+
+
+def run_histogram(measure: str, buckets: tuple[float, ...]) -> dict[str, tuple[list[int], int, float]]:
+    """Per task: (cumulative count per bucket, count, sum) of ``measure`` over the runs kept
+    that have it; ``measure`` is ``lateness`` (sent minus slot) or ``runtime``."""
+    value = seconds_between_sql("d.sent_at", "d.slot") if measure == "lateness" else "d.runtime_seconds"
+    columns = ", ".join(f"SUM(CASE WHEN {value} <= {float(bound)} THEN 1 ELSE 0 END)" for bound in buckets)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.task_name, {columns}, COUNT(*), SUM({value}) {_RUNS_OF_SCHEDULES} "
+            f"WHERE {value} IS NOT NULL GROUP BY 1"
+        )
+        return {row[0]: (list(row[1 : 1 + len(buckets)]), row[-2], float(row[-1] or 0)) for row in cursor.fetchall()}
+
+
+def schedule_counts() -> list[tuple[str, bool, int]]:
+    """(task, enabled, schedules)."""
+    rows = TaskSchedule.objects.values_list("task_name", "periodic_task__enabled").annotate(count=Count("pk"))
+    return list(rows.order_by())
+
+
+def failing_schedule_counts() -> dict[str, int]:
+    failing = with_run_outcomes(TaskSchedule.objects.all()).filter(last_finished_state=Dispatch.State.FAILED)
+    return dict(failing.values_list("task_name").annotate(count=Count("pk")).order_by())
+
+
+def beat_leader_held(lock_key: int) -> bool | None:
+    """Whether a fleet beat holds its leader lock (an advisory lock); None off PostgreSQL."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        # A one-key advisory lock shows in pg_locks as classid = high 32 bits, objid = low 32 bits.
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = %s AND objid = %s AND objsubid = 1)",
+            [lock_key >> 32, lock_key & 0xFFFFFFFF],
+        )
+        return cursor.fetchone()[0]

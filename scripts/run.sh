@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The run command (`make run`): admin + API on http://127.0.0.1:8000, beat and the demo worker.
+# The run command (`make run`): admin + API on http://127.0.0.1:8000, beat, the run monitor and the demo worker.
 # Uses DATABASE_URL / CELERY_BROKER_URL when set, else the embedded default (SQLite + a folder broker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,9 @@ GUNICORN_BIND="127.0.0.1:$PORT" "$BIN/gunicorn" -c gunicorn.conf.py luffy_admin.
 pids+=($!)
 # The fleet scheduler (CELERY_BEAT_SCHEDULER); on SQLite it runs as the single beat.
 "$BIN/celery" -A luffy_admin beat --loglevel INFO --pidfile= &
+pids+=($!)
+# The run monitor: task events from the demo worker -> each run's outcome (docs/runs.md).
+"$PY" manage.py monitor_runs &
 pids+=($!)
 # The demo worker stands in for luffy's workers and also runs beat's heartbeat (see /health). The solo
 # pool runs tasks in the worker process itself: a stop is a warm shutdown with no pool child to kill.

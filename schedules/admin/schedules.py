@@ -16,6 +16,7 @@ from .base import WritePathAdmin, actor_of, copy_saved_fields
 from .display import ScheduleColumns, plural, utc
 from .forms import ScheduleForm
 from .load import upcoming_load_view
+from .runs import RUNS_SHOWN, FailingFilter, runs_chart, runs_table
 
 
 class TaskFilter(admin.SimpleListFilter):
@@ -58,7 +59,13 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
         "next_run",
     )
     list_display_links = ("task", "timing_words")
-    list_filter = ("service", TaskFilter, ScheduleTypeFilter, ("periodic_task__enabled", admin.BooleanFieldListFilter))
+    list_filter = (
+        "service",
+        TaskFilter,
+        ScheduleTypeFilter,
+        ("periodic_task__enabled", admin.BooleanFieldListFilter),
+        FailingFilter,
+    )
     search_fields = ("service__id", "service__name", "task_name")
     search_help_text = "Search by service id or name, or task."
     actions = ("enable_schedules", "disable_schedules", "run_now")
@@ -74,6 +81,7 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
         "created",
         "updated",
     )
+    run_fields = ("runs_chart", "recent_runs")
 
     class Media:
         css = {"all": (ScheduleColumns.LIST_CSS,)}
@@ -109,11 +117,26 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
         ]
         if obj is not None:
             fieldsets.append(("Status", {"fields": self.status_fields}))
+            fieldsets.append((f"Last {RUNS_SHOWN} runs", {"fields": self.run_fields}))
         return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
         # A schedule stays with its service: the service sends its id as the task argument.
-        return ("service", *self.status_fields) if obj is not None else ()
+        return ("service", *self.status_fields, *self.run_fields) if obj is not None else ()
+
+    def _recent_runs(self, schedule) -> list:
+        # Both run fields render on one page: read the runs once per request.
+        if getattr(schedule, "_recent_runs_cache", None) is None:
+            schedule._recent_runs_cache = list(selectors.schedule_runs(schedule)[:RUNS_SHOWN])
+        return schedule._recent_runs_cache
+
+    @admin.display(description="runtime and lateness")
+    def runs_chart(self, schedule):
+        return runs_chart(self._recent_runs(schedule))
+
+    @admin.display(description="runs")
+    def recent_runs(self, schedule):
+        return runs_table(self._recent_runs(schedule))
 
     @admin.display(description="resolved cron expression")
     def resolved_cron_expression(self, schedule):
@@ -136,7 +159,7 @@ class TaskScheduleAdmin(ScheduleColumns, WritePathAdmin):
     def recent_dispatches(self, schedule):
         dispatches = selectors.schedule_recent_dispatches(schedule)
         if not dispatches:
-            return "- (none recorded: the fleet scheduler records each send)"
+            return "- (none recorded yet)"
         return format_html_join(
             mark_safe("<br>"),
             "{} sent {} (task {})",

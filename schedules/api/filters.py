@@ -12,7 +12,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.settings import api_settings
 
 from .. import catalogue, load, messages, selectors, timing
-from ..models import is_service_id
+from ..models import Dispatch, is_service_id
 
 
 class UnknownQueryParameters(exceptions.ValidationError):
@@ -108,6 +108,14 @@ SCHEDULE_FILTER_PARAMETERS = [
     OpenApiParameter("task_name", str, description="Only this catalogue task. Example: fetch_logs"),
     OpenApiParameter("enabled", bool, description="Only enabled (true) or disabled (false) schedules."),
 ]
+
+
+class RunFilterSerializer(FilterSerializer):
+    """``GET /schedules/{id}/runs``: the keyword arguments of ``selectors.schedule_runs``."""
+
+    state = serializers.ChoiceField(
+        choices=Dispatch.State.choices, required=False, help_text="Only runs in this state. Example: failed"
+    )
 
 
 class ToggleQuerySerializer(FilterSerializer):

@@ -18,7 +18,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from .. import beat_rows, selectors, services, timing
-from ..models import Service, TaskSchedule
+from ..models import Dispatch, Service, TaskSchedule
 
 # --- shared ---------------------------------------------------------------------------
 
@@ -160,6 +160,8 @@ class ScheduleRead:
     total_run_count: int
     created_at: datetime
     updated_at: datetime
+    last_outcome: dict | None
+    failing: bool
 
     @classmethod
     def of(cls, schedule: TaskSchedule) -> "ScheduleRead":
@@ -184,7 +186,19 @@ class ScheduleRead:
             total_run_count=periodic_task.total_run_count,
             created_at=schedule.created_at,
             updated_at=schedule.updated_at,
+            # Annotated by selectors.with_run_outcomes.
+            last_outcome=(
+                {"state": schedule.last_run_state, "at": schedule.last_run_state_at}
+                if schedule.last_run_state
+                else None
+            ),
+            failing=schedule.last_finished_state == Dispatch.State.FAILED,
         )
+
+
+class OutcomeSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=Dispatch.State.choices, help_text="The run's state. Example: failed")
+    at = UtcDateTimeField(help_text="When the run reached it (finished, started, received or sent).")
 
 
 class ScheduleSerializer(serializers.Serializer):
@@ -226,6 +240,10 @@ class ScheduleSerializer(serializers.Serializer):
     total_run_count = serializers.IntegerField(read_only=True)
     created_at = UtcDateTimeField(read_only=True)
     updated_at = UtcDateTimeField(read_only=True)
+    last_outcome = OutcomeSerializer(
+        read_only=True, allow_null=True, help_text="The newest run's state and when; null before the first run."
+    )
+    failing = serializers.BooleanField(read_only=True, help_text="Whether the newest finished run failed.")
 
     def to_representation(self, instance):
         return super().to_representation(ScheduleRead.of(instance))
@@ -383,7 +401,40 @@ class DispatchSerializer(serializers.Serializer):
     sent_at = UtcDateTimeField(help_text="When beat sent it.")
 
 
+class RunErrorSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="Exception class. Example: TimeoutError")
+    message = serializers.CharField(help_text="Its message, up to 1,000 characters. Example: upstream timed out")
+
+
+class RunSerializer(serializers.Serializer):
+    task_id = serializers.CharField(help_text="Celery task id. Example: 0f8fad5b-d9cb-469f-a165-70867728950e")
+    trigger = serializers.ChoiceField(choices=Dispatch.Trigger.choices, help_text="schedule or run_now")
+    slot = UtcDateTimeField(help_text="The run time the message stands for.")
+    sent_at = UtcDateTimeField(help_text="When it was sent.")
+    state = serializers.ChoiceField(choices=Dispatch.State.choices, help_text="Example: succeeded")
+    received_at = UtcDateTimeField(allow_null=True, help_text="When a worker took it.")
+    started_at = UtcDateTimeField(allow_null=True, help_text="When a worker started it.")
+    finished_at = UtcDateTimeField(allow_null=True, help_text="When it succeeded, failed, was revoked or expired.")
+    runtime_seconds = serializers.FloatField(allow_null=True, help_text="Example: 12.5")
+    worker = serializers.CharField(allow_null=True, help_text="Celery host name. Example: celery@worker-1")
+    retries = serializers.IntegerField(help_text="Example: 0")
+    error = serializers.SerializerMethodField(help_text="A failure's (or last retry's) exception; else null.")
+
+    def to_representation(self, instance):
+        body = super().to_representation(instance)
+        body["worker"] = instance.worker or None  # the record keeps "" until a worker reports
+        return body
+
+    @extend_schema_field(RunErrorSerializer(allow_null=True))
+    def get_error(self, run):
+        return {"type": run.error_type, "message": run.error_message} if run.error_type or run.error_message else None
+
+
 # --- services -------------------------------------------------------------------------
+
+
+class TaskOutcomeSerializer(OutcomeSerializer):
+    failing = serializers.BooleanField(help_text="Whether one of the task's schedules is failing.")
 
 
 class ServiceSerializer(serializers.ModelSerializer):
@@ -395,6 +446,26 @@ class ServiceSerializer(serializers.ModelSerializer):
         model = Service
         fields = ["id", "name", "description", "schedule_count", "created_at", "updated_at"]
         read_only_fields = fields
+
+
+class ServiceDetailSerializer(ServiceSerializer):
+    """``GET /services/{id}``: the service with the last outcome of each task it schedules."""
+
+    last_outcomes = serializers.SerializerMethodField(
+        help_text="Per task the service schedules: its newest run's state and time, and whether one of its "
+        "schedules is failing; null for a task that has not run yet."
+    )
+
+    class Meta(ServiceSerializer.Meta):
+        fields = [*ServiceSerializer.Meta.fields, "last_outcomes"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.DictField(child=TaskOutcomeSerializer(allow_null=True)))
+    def get_last_outcomes(self, service):
+        return {
+            task_name: None if outcome is None else TaskOutcomeSerializer(outcome).data
+            for task_name, outcome in selectors.service_last_outcomes(service).items()
+        }
 
 
 SERVICE_READ_ONLY_FIELDS = frozenset({"schedule_count", "created_at", "updated_at"})
@@ -444,8 +515,10 @@ class CronPreviewSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True, help_text="Why the expression is refused, when it is.")
 
 
-# One enum in the schema for both checks (SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
+# One enum each in the schema (SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]): the database and
+# broker checks; beat's and the run monitor's heartbeats.
 UP_DOWN = ["ok", "down"]
+LIVENESS = ["ok", "stale", "unknown"]
 
 
 class HealthSerializer(serializers.Serializer):
@@ -457,8 +530,12 @@ class HealthSerializer(serializers.Serializer):
     database = serializers.ChoiceField(choices=UP_DOWN)
     broker = serializers.ChoiceField(choices=UP_DOWN)
     beat = serializers.ChoiceField(
-        choices=["ok", "stale", "unknown"],
+        choices=LIVENESS,
         help_text="ok: a heartbeat ran recently; stale: the last one is too old; unknown: none recorded yet.",
+    )
+    monitor = serializers.ChoiceField(
+        choices=LIVENESS,
+        help_text="The run monitor (manage.py monitor_runs): ok, stale or unknown, as for beat.",
     )
 
 

@@ -25,6 +25,7 @@ from .filters import (
     SCHEDULE_FILTER_PARAMETERS,
     SCHEDULE_SET_QUERY_PARAMETERS,
     TOGGLE_QUERY_PARAMETERS,
+    RunFilterSerializer,
     ScheduleFilterSerializer,
     ScheduleSetQuerySerializer,
     ToggleQuerySerializer,
@@ -36,11 +37,13 @@ from .serializers import (
     DispatchSerializer,
     MessageSerializer,
     RunResponseSerializer,
+    RunSerializer,
     ScheduleCreateSerializer,
     ScheduleSerializer,
     ScheduleSetSerializer,
     ScheduleUpdateSerializer,
     ServiceCreateSerializer,
+    ServiceDetailSerializer,
     ServiceSerializer,
     ServiceUpdateSerializer,
     ToggleResponseSerializer,
@@ -148,9 +151,9 @@ def _schedule_response(schedule_id, body_of=lambda body: body) -> Response:
     return response
 
 
-def _service_response(service_id, status=HTTPStatus.OK) -> Response:
+def _service_response(service_id, status=HTTPStatus.OK, serializer=ServiceSerializer) -> Response:
     service = _service_or_404(service_id)
-    response = Response(ServiceSerializer(service).data, status=status)
+    response = Response(serializer(service).data, status=status)
     response["ETag"] = services.service_etag(service)
     return response
 
@@ -218,7 +221,9 @@ def _validated_items(data) -> list[dict]:
         responses={201: ServiceSerializer, **errors_for(400, 401, 403, 409, 422)},
     ),
     retrieve=extend_schema(
-        summary="One service", parameters=[ETAG], responses={200: ServiceSerializer, **errors_for(401, 403, 404)}
+        summary="One service, with the last outcome of each task it schedules",
+        parameters=[ETAG],
+        responses={200: ServiceDetailSerializer, **errors_for(401, 403, 404)},
     ),
     update=extend_schema(
         summary="Create or replace a service (idempotent)",
@@ -273,7 +278,7 @@ class ServiceViewSet(viewsets.GenericViewSet):
         return _idempotent(request, write)
 
     def retrieve(self, request, service_id):
-        return _service_response(service_id)
+        return _service_response(service_id, serializer=ServiceDetailSerializer)
 
     def update(self, request, service_id):
         if not is_service_id(service_id):
@@ -481,9 +486,24 @@ class ScheduleViewSet(viewsets.GenericViewSet):
         return _idempotent(request, write)
 
     @extend_schema(
+        summary="The schedule's runs and their outcomes, newest first",
+        description="Each send (by beat, under either scheduler, or a run-now) and what the workers "
+        "reported: state, times, runtime, worker, retries and a failure's error. Outcomes need the "
+        "run monitor (`manage.py monitor_runs`) and workers that send task events (docs/runs.md).",
+        parameters=[RunFilterSerializer],
+        responses={200: RunSerializer(many=True), **errors_for(400, 401, 403, 404)},
+    )
+    @action(detail=True, methods=["get"])
+    def runs(self, request, id):
+        schedule = _schedule_or_404(id)
+        filters = validated_query(request, RunFilterSerializer, paginator=self.paginator)
+        page = self.paginate_queryset(selectors.schedule_runs(schedule, **filters))
+        return self.get_paginated_response(RunSerializer(page, many=True).data)
+
+    @extend_schema(
         summary="The last 10 sends beat made for the schedule, newest first",
-        description="Recorded by the fleet scheduler (the default `celery -A luffy_admin beat`); "
-        "django-celery-beat's stock scheduler (`-S django`) records none.",
+        description="An alias of the send part of `/runs` (slot, task id, sent at), kept for its callers; "
+        "`/runs` has the outcomes. Recorded under either scheduler; run-now sends are included.",
         responses={200: DispatchSerializer(many=True), **errors_for(400, 401, 403, 404)},
     )
     @action(detail=True, methods=["get"], pagination_class=None)

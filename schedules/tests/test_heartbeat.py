@@ -59,4 +59,4 @@ def test_health_endpoint_reports_beat_from_its_heartbeat(age_seconds, status, be
     response = APIClient().get("/api/v1/task-scheduling/health")
 
     assert response.status_code == HTTPStatus.OK
-    assert response.json() == {"status": status, "database": "ok", "broker": "ok", "beat": beat}
+    assert response.json() == {"status": status, "database": "ok", "broker": "ok", "beat": beat, "monitor": "unknown"}

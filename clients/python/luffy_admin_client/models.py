@@ -19,6 +19,18 @@ class _Response(BaseModel):
     COMPONENT: ClassVar[str]
 
 
+RunState = Literal["sent", "received", "started", "succeeded", "failed", "retried", "revoked", "expired", "lost"]
+
+
+class Outcome(_Response):
+    """A schedule's newest run: its state and when it reached it."""
+
+    COMPONENT: ClassVar[str] = "Outcome"
+
+    state: RunState
+    at: datetime
+
+
 class _Versioned(_Response):
     """A resource read with its version (the ``ETag`` header), for ``if_match=``."""
 
@@ -61,6 +73,8 @@ class Schedule(_Versioned):
     total_run_count: int
     created_at: datetime
     updated_at: datetime
+    last_outcome: Outcome | None
+    failing: bool
 
 
 class ScheduleSpec(BaseModel):
@@ -183,6 +197,7 @@ class Health(_Response):
     database: Literal["ok", "down"]
     broker: Literal["ok", "down"]
     beat: Literal["ok", "stale", "unknown"]
+    monitor: Literal["ok", "stale", "unknown"]
 
 
 class RunResponse(_Response):
@@ -203,6 +218,7 @@ class ErrorBody(_Response):
 # Every model the drift test checks against schema.yml.
 MODELS = (
     Service,
+    Outcome,
     Schedule,
     ScheduleSpec,
     ScheduleState,

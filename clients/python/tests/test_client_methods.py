@@ -120,7 +120,8 @@ def test_schedule_methods(make_client, default_queue):
     assert [event.action for event in got["every_event"]] == ["run_now", "toggle", "toggle", "update", "create"]
     assert got["every_event"][0].after.task_id == got["run_answer"].task_id
     assert got["every_event"][3].before.cron_expression == "0 * * * *"
-    assert got["dispatches"] == [] and isinstance(got["dispatches"], list)
+    # The run-now is a send too (dispatches are the send part of the schedule's runs).
+    assert [dispatch.task_id for dispatch in got["dispatches"]] == [got["run_answer"].task_id]
     assert list(TaskSchedule.objects.values_list("id", flat=True)) == [logs.id]
     # The service, two creates, an update, three toggles, a run and a delete, all by the key.
     assert StoredAuditEvent.objects.filter(actor="api-key:client-tests").count() == 9

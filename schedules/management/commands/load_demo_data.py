@@ -28,6 +28,15 @@ DEMO = {
             {"task_name": "index_code", "cron_expression": "30 2 * * 1-5", "timezone": "Europe/Paris"},
         ],
     ),
+    # The demo worker fails every other call for this service: within a minute of `make run`,
+    # one of these two runs succeeds and the other fails.
+    "flaky-svc": (
+        "Flaky service",
+        [
+            {"task_name": "fetch_logs", "cron_expression": "* * * * *"},
+            {"task_name": "generate_rca", "cron_expression": "* * * * *"},
+        ],
+    ),
 }
 
 

@@ -6,7 +6,8 @@ drives it over CDP and never downloads a browser. Screenshots go to ``test-outpu
 
 import re
 import shutil
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,11 @@ from django.contrib.auth import get_user_model
 from django_celery_beat.models import PeriodicTask
 from playwright.sync_api import expect, sync_playwright
 
-from schedules import beat_rows
+from schedules import beat_rows, runs, services
 from schedules.models import AuditEvent, TaskSchedule
 
 CHROMIUM = shutil.which("chromium")
+DOCS = Path(settings.BASE_DIR) / "docs"
 SCREENSHOTS = Path(settings.BASE_DIR) / "test-output" / "browser"
 CHROMIUM_ARGS = [
     "--headless",
@@ -180,3 +182,70 @@ def test_schedule_list_rows_stay_one_line_at_1400_px(live_server, service, make_
     assert layout == {"wrapped": [], "overflow": 0}
     assert narrow["wrapped"], "at 1000 px some cell should wrap; the check would see nothing"
     assert {css_class for css_class, _ in narrow["wrapped"]} == {"field-timing_words"}
+
+
+def _record_runs(schedule, count: int, *, fail_every: int | None) -> None:
+    """``count`` runs a minute apart, with runtimes and lateness that vary, failing every
+    ``fail_every``-th one, as the monitor would record them."""
+    start = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    buffer = runs.PatchBuffer()
+    for index in range(count):
+        slot = start + timedelta(minutes=index)
+        sent = slot + timedelta(milliseconds=40 + 35 * (index % 7))
+        task_id = str(uuid.uuid4())
+        services.run_record_sent(
+            periodic_task_name=schedule.periodic_task.name, slot=slot, task_id=task_id, sent_at=sent
+        )
+        started = sent.timestamp() + 0.2
+        runtime = 3.0 + (index * 7919 % 11) * 0.8
+        failed = fail_every is not None and index % fail_every == fail_every - 1
+        events = [("task-received", sent.timestamp() + 0.1, {}), ("task-started", started, {})]
+        if failed:
+            events.append(("task-failed", started + runtime, {"exception": "TimeoutError('upstream timed out')"}))
+        else:
+            events.append(("task-succeeded", started + runtime, {"runtime": runtime}))
+        for kind, at, fields in events:
+            buffer.add({"type": kind, "uuid": task_id, "timestamp": at, "hostname": "celery@worker-1", **fields})
+    services.run_events_apply(patches=buffer.take())
+
+
+def test_schedule_page_charts_its_runs_and_the_failing_filter_finds_failing_schedules(
+    live_server, service, make_schedule
+):
+    """The schedule's page draws runtime and lateness of its last runs as an SVG (a bar per run
+    and measure) above the runs table with the error; the list's "Failing" filter keeps only
+    the schedule whose last run failed. The chart's screenshot goes to docs/runs-chart.png."""
+    flaky = make_schedule(cron_expression="* * * * *")
+    steady = make_schedule(task_name="index_code", cron_expression="0 3 * * *")
+    _record_runs(flaky, 30, fail_every=3)
+    _record_runs(steady, 5, fail_every=None)
+    get_user_model().objects.create_superuser("operator", "operator@example.com", "a-long-test-password")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(15_000)
+        _log_in(page, live_server)
+
+        page.goto(f"{live_server.url}/admin/schedules/taskschedule/{flaky.pk}/change/")
+        chart = page.locator("svg.runs-chart")
+        expect(chart).to_be_visible()
+        expect(chart.locator("rect")).to_have_count(60)
+        expect(chart.locator("rect[fill='#b91c1c']")).to_have_count(10)
+        box = chart.bounding_box()
+        assert box["width"] >= 700 and box["height"] >= 200
+        table = page.locator("table.runs tbody tr")
+        expect(table).to_have_count(30)
+        expect(table.first.locator(".run-state")).to_have_text("\u2716 failed")
+        expect(table.first.locator(".run-error")).to_have_text("TimeoutError: upstream timed out")
+        page.locator("fieldset", has=chart).screenshot(path=DOCS / "runs-chart.png")
+
+        page.goto(f"{live_server.url}/admin/schedules/taskschedule/")
+        expect(page.locator("#result_list tbody tr")).to_have_count(2)
+        page.locator("#changelist-filter a", has_text="Failing").first.click()
+        rows = page.locator("#result_list tbody tr")
+        expect(rows).to_have_count(1)
+        expect(rows.locator(".field-task")).to_have_text("fetch_logs")
+        expect(rows.locator(".field-last_run .run-state")).to_have_text("\u2716")
+        expect(rows.locator(".field-last_run .run-state")).to_have_attribute("title", re.compile(r"^failed since "))
+        browser.close()

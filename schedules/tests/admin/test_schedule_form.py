@@ -57,6 +57,8 @@ def test_schedule_form_labels_are_capitalised(admin_client, make_schedule, page)
         "Beat entry:",
         "Created:",
         "Updated:",
+        "Runtime and lateness:",
+        "Runs:",
     ]
     assert labels == (form_labels if page == "add" else form_labels + status_labels)
 

@@ -80,6 +80,9 @@ def expected_body(schedule_id, **overrides) -> dict:
         "total_run_count": periodic_task.total_run_count,
         "created_at": iso(schedule.created_at),
         "updated_at": iso(schedule.updated_at),
+        # No run recorded: tests that record runs override these.
+        "last_outcome": None,
+        "failing": False,
     }
     body.update(overrides)
     return body

@@ -17,7 +17,13 @@ def test_health_answers_anonymously_with_status_only():
     """No credentials needed; nothing but states."""
     response = APIClient().get(f"{BASE}/health")
     assert response.status_code == HTTPStatus.OK
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "beat": "unknown"}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "broker": "ok",
+        "beat": "unknown",
+        "monitor": "unknown",
+    }
 
 
 def test_health_with_the_broker_down_is_degraded(monkeypatch):
@@ -26,7 +32,13 @@ def test_health_with_the_broker_down_is_degraded(monkeypatch):
     monkeypatch.setitem(health.CHECKS, "broker", lambda: health.check_broker(unreachable))
     response = APIClient().get(f"{BASE}/health")
     assert response.status_code == HTTPStatus.OK
-    assert response.json() == {"status": "degraded", "database": "ok", "broker": "down", "beat": "unknown"}
+    assert response.json() == {
+        "status": "degraded",
+        "database": "ok",
+        "broker": "down",
+        "beat": "unknown",
+        "monitor": "unknown",
+    }
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL to point at a closed port")
@@ -39,4 +51,10 @@ def test_health_with_the_database_down_answers_503(monkeypatch):
     monkeypatch.setitem(health.CHECKS, "database", lambda: health.check_database(unreachable))
     response = APIClient().get(f"{BASE}/health")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-    assert response.json() == {"status": "down", "database": "down", "broker": "ok", "beat": "unknown"}
+    assert response.json() == {
+        "status": "down",
+        "database": "down",
+        "broker": "ok",
+        "beat": "unknown",
+        "monitor": "unknown",
+    }

@@ -1,0 +1,28 @@
+"""``manage.py monitor_runs``: follow Celery task events and record each run's outcome.
+
+See ``schedules/monitor.py``. One monitor is enough; a second one writes the same outcomes
+again, which changes nothing (updates only move a run forward).
+"""
+
+import signal
+from datetime import timedelta
+
+from celery import current_app as celery_app
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from schedules.monitor import RunMonitor
+
+
+class Command(BaseCommand):
+    help = "Record run outcomes from Celery task events (needs workers with task events on)."
+
+    def handle(self, *args, **options):
+        monitor = RunMonitor(
+            celery_app,
+            lost_seconds=settings.LUFFY_RUN_LOST_SECONDS,
+            retention=timedelta(hours=settings.LUFFY_BEAT_DISPATCH_RETENTION_HOURS),
+        )
+        signal.signal(signal.SIGTERM, monitor.stop)
+        signal.signal(signal.SIGINT, monitor.stop)
+        monitor.run()
