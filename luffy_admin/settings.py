@@ -165,7 +165,7 @@ REST_FRAMEWORK = {
         "schedules.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["schedules.api.permissions.IsStaffOrApiKey"],
+    "DEFAULT_PERMISSION_CLASSES": ["schedules.api.permissions.ModelPermissionOrKeyScope"],
     "DEFAULT_PARSER_CLASSES": ["schedules.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),

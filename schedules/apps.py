@@ -13,3 +13,5 @@ class SchedulesConfig(AppConfig):
         # A broken catalogue must stop every process (web, beat, worker) at start-up with a
         # clear message, not surface later as a failed request or a task beat cannot route.
         load_catalogue(settings.LUFFY_TASK_CATALOGUE, known_queues=settings.LUFFY_QUEUES)
+        # The API key admin with scopes; here rather than in schedules/admin* (being reorganised).
+        from . import admin_keys  # noqa: F401

@@ -17,10 +17,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
+from rest_framework_api_key.models import APIKey
 
 from . import beat_rows, catalogue, health, messages, timing
 from .errors import BrokerUnavailable, ConflictError
-from .models import AuditEvent, BeatHeartbeat, Service, TaskSchedule
+from .models import ApiKeyScope, AuditEvent, BeatHeartbeat, Service, TaskSchedule
 
 UNSET: Any = object()
 # The first key of the two-key advisory locks taken on timing rows (the second is the timing's hash).
@@ -568,3 +569,25 @@ def beat_heartbeat_record(*, worker: str, received_at: datetime) -> BeatHeartbea
     """Note that ``worker`` ran beat's heartbeat at ``received_at`` (one row, overwritten)."""
     heartbeat, _ = BeatHeartbeat.objects.update_or_create(pk=1, defaults={"worker": worker, "received_at": received_at})
     return heartbeat
+
+
+# --- API keys -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def api_key_create(*, name: str, scopes: set[str]) -> tuple[APIKey, str]:
+    """A new key with its scopes; returns the stored key and the key itself (shown once).
+
+    ``write`` implies ``read`` and is stored so; ``run`` is granted only when named.
+    """
+    unknown = scopes - set(ApiKeyScope.NAMES)
+    if unknown or not scopes:
+        raise ValidationError(f"Scopes are {', '.join(ApiKeyScope.NAMES)}; got {', '.join(sorted(unknown)) or 'none'}.")
+    api_key, key = APIKey.objects.create_key(name=name)
+    ApiKeyScope.objects.create(
+        api_key=api_key,
+        read=bool(scopes & {ApiKeyScope.READ, ApiKeyScope.WRITE}),
+        write=ApiKeyScope.WRITE in scopes,
+        run=ApiKeyScope.RUN in scopes,
+    )
+    return api_key, key

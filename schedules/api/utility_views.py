@@ -10,11 +10,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import catalogue, cron, health
+from ..models import TaskSchedule
 from .filters import CronPreviewQuerySerializer, validated_query
 from .serializers import ERROR_RESPONSES, CatalogueTaskSerializer, CronPreviewSerializer, HealthSerializer
 
 
 class TaskViewSet(viewsets.ViewSet):
+    # What may be scheduled is part of reading schedules.
+    permission_model = TaskSchedule
+
     @extend_schema(
         summary="The task catalogue",
         responses={200: CatalogueTaskSerializer(many=True), 400: ERROR_RESPONSES[HTTPStatus.BAD_REQUEST]},
@@ -26,6 +30,8 @@ class TaskViewSet(viewsets.ViewSet):
 
 
 class CronPreviewView(APIView):
+    permission_model = TaskSchedule
+
     @extend_schema(
         summary="Check a cron expression: valid or why not, in words, next run times",
         description=(

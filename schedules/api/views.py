@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework_api_key.models import APIKey
 
 from .. import messages, selectors, services
-from ..models import is_service_id
+from ..models import Service, TaskSchedule, is_service_id
 from .exception_handler import SCHEDULE_NOT_FOUND, SERVICE_NOT_FOUND
 from .filters import (
     SCHEDULE_FILTER_PARAMETERS,
@@ -27,6 +27,7 @@ from .filters import (
     ToggleQuerySerializer,
     validated_query,
 )
+from .permissions import RUN_PERMISSION, model_permission
 from .serializers import (
     CONFLICT,
     ERROR_RESPONSES,
@@ -120,6 +121,13 @@ def _schedule_body(schedule) -> dict:
     ),
 )
 class ServiceViewSet(viewsets.GenericViewSet):
+    permission_model = Service
+    action_permissions = {
+        # PUT creates the service when it is missing.
+        "update": (model_permission(Service, "add"), model_permission(Service, "change")),
+        ("schedules", "GET"): (model_permission(TaskSchedule, "view"),),
+        ("schedules", "POST"): (model_permission(TaskSchedule, "add"),),
+    }
     lookup_url_kwarg = "service_id"
     lookup_value_regex = ANY_SEGMENT
     pagination_class = PageNumberPagination
@@ -218,6 +226,11 @@ class ServiceViewSet(viewsets.GenericViewSet):
     ),
 )
 class ScheduleViewSet(viewsets.GenericViewSet):
+    permission_model = TaskSchedule
+    action_permissions = {
+        "toggle": (model_permission(TaskSchedule, "change"),),
+        "run": (RUN_PERMISSION,),
+    }
     lookup_url_kwarg = "id"
     lookup_value_regex = ANY_SEGMENT
     pagination_class = PageNumberPagination
