@@ -6,6 +6,7 @@ Production (``DJANGO_ENV=production``) refuses to start without ``DJANGO_SECRET_
 See ``.env.example`` for every variable.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "schedules",
 ]
 
@@ -63,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout into its response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "luffy_admin.urls"
@@ -98,6 +102,23 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Throttle counts and login-failure bookkeeping live here. The default (memory) is per process:
+# with several gunicorn workers or hosts set LUFFY_CACHE_URL to a shared cache (redis://...).
+# https://django-environ.readthedocs.io/en/latest/types.html#environ-env-cache-url
+CACHES = {"default": env.cache_url("LUFFY_CACHE_URL", default="locmemcache://")}
+
+# Admin login lockout (django-axes): after LUFFY_LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address, that pair is refused (even with the right password) for
+# LUFFY_LOGIN_COOLOFF_MINUTES. https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LUFFY_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LUFFY_LOGIN_COOLOFF_MINUTES", default=15))
+# Username and address together: one attacker cannot lock every operator out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# No start-up banner in every process's log (web, beat, worker, manage.py).
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -166,6 +187,18 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["schedules.api.permissions.ModelPermissionOrKeyScope"],
+    # https://www.django-rest-framework.org/api-guide/throttling/ (counts in CACHES["default"])
+    "DEFAULT_THROTTLE_CLASSES": [
+        "schedules.api.throttles.ApiKeyRateThrottle",
+        "schedules.api.throttles.SessionUserRateThrottle",
+        "schedules.api.throttles.AnonymousRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "key": env.str("LUFFY_THROTTLE_KEY", default="1200/min"),
+        "user": env.str("LUFFY_THROTTLE_USER", default="600/min"),
+        # Per client address: /health polled every 2 s by a few monitors stays well under it.
+        "anon": env.str("LUFFY_THROTTLE_ANON", default="120/min"),
+    },
     "DEFAULT_PARSER_CLASSES": ["schedules.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),

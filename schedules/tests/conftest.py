@@ -1,6 +1,7 @@
 """Fixtures built through the write path, so every row has its beat counterpart."""
 
 import pytest
+from django.core.cache import cache
 
 from schedules import services
 
@@ -41,3 +42,9 @@ def _static_files_without_collectstatic(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts():
+    """Throttle counts live in the (per-process) cache: each test starts with none."""
+    cache.clear()
