@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "schedules.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout into its response.
@@ -115,11 +116,28 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
+# Bounded database waits. The server cancels a statement after LUFFY_DB_STATEMENT_TIMEOUT_MS;
+# the web process (gunicorn.conf.py) also stops waiting for any answer, connect included, after
+# LUFFY_DB_WEB_WAIT_SECONDS (schedules/db_waits.py), which a stopped (SIGSTOP) server never sends.
+LUFFY_DB_STATEMENT_TIMEOUT_MS = env.int("LUFFY_DB_STATEMENT_TIMEOUT_MS", default=2000)
+# Longer than the statement timeout, so a slow but alive server's own cancel arrives first.
+LUFFY_DB_WEB_WAIT_SECONDS = env.float("LUFFY_DB_WEB_WAIT_SECONDS", default=LUFFY_DB_STATEMENT_TIMEOUT_MS / 1000 + 0.5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # A dead database must fail a request fast, not hang it (the health check relies on this).
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+    # https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
+    # A dead database must fail a request fast, not hang it; keepalives find a vanished peer
+    # (host gone, network cut) on an idle persistent connection.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": env.int("LUFFY_DB_CONNECT_TIMEOUT", default=2),
+            "keepalives": 1,
+            "keepalives_idle": env.int("LUFFY_DB_KEEPALIVES_IDLE", default=30),
+            "keepalives_interval": env.int("LUFFY_DB_KEEPALIVES_INTERVAL", default=10),
+            "keepalives_count": env.int("LUFFY_DB_KEEPALIVES_COUNT", default=3),
+            "options": f"-c statement_timeout={LUFFY_DB_STATEMENT_TIMEOUT_MS}",
+        }
+    )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # SQLite waits for a writer (beat, the web server) instead of failing with "database is locked".
@@ -167,6 +185,9 @@ if DEBUG:
 
 # Request bodies are small JSON documents; refuse anything larger early.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LUFFY_MAX_BODY_BYTES", default=64 * 1024)
+# /health answers from its last checks for this long: monitors polling it cost the broker and
+# database one check per interval and process, however many there are.
+LUFFY_HEALTH_CACHE_SECONDS = env.float("LUFFY_HEALTH_CACHE_SECONDS", default=1.5)
 # Creates past this many schedules for one service are refused with 409.
 LUFFY_MAX_SCHEDULES_PER_SERVICE = env.int("LUFFY_MAX_SCHEDULES_PER_SERVICE", default=100)
 
@@ -251,8 +272,24 @@ SPECTACULAR_SETTINGS = {
 # https://docs.celeryq.dev/en/stable/django/first-steps-with-django.html
 # A complete URL (host included): kombu warns "No hostname was supplied" for a bare "filesystem://".
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
+# Every broker wait (connect, each read and write) ends after this many seconds, so a hung
+# broker costs a request (/health, /run) that long at most.
+LUFFY_BROKER_TIMEOUT_SECONDS = env.float("LUFFY_BROKER_TIMEOUT_SECONDS", default=2)
+CELERY_BROKER_CONNECTION_TIMEOUT = LUFFY_BROKER_TIMEOUT_SECONDS
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
-if CELERY_BROKER_URL.startswith("filesystem://"):
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-transport-options
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": LUFFY_BROKER_TIMEOUT_SECONDS,
+        "socket_timeout": LUFFY_BROKER_TIMEOUT_SECONDS,
+    }
+elif CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # py-amqp's socket read and write bounds (kombu passes transport options to its Connection).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "read_timeout": LUFFY_BROKER_TIMEOUT_SECONDS,
+        "write_timeout": LUFFY_BROKER_TIMEOUT_SECONDS,
+    }
+elif CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport needs no server: beat and worker share one folder.
     # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.filesystem.html
     (VAR_DIR / "broker").mkdir(parents=True, exist_ok=True)
@@ -276,7 +313,6 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.5,
     "interval_max": 1,
 }
-CELERY_BROKER_CONNECTION_TIMEOUT = 3
 # https://django-celery-beat.readthedocs.io/en/latest/
 # The fleet scheduler reads django-celery-beat's tables; `celery beat -S django` runs the stock one.
 CELERY_BEAT_SCHEDULER = "schedules.scheduler:FleetScheduler"

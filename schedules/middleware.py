@@ -5,17 +5,25 @@
   query, which an admin changelist filter would otherwise turn into a 500.
 - API responses carry ``Cache-Control: no-store``: they hold operators' data and change under
   the caller, so no proxy or browser keeps a copy.
+- A database that refuses, drops or does not answer (schedules/db_waits.py) is a 503 with
+  Retry-After, not a 500: JSON under /api/ (where DRF's handler did not catch it first, e.g.
+  Django's 404 page), the plain ``503.html`` page elsewhere (the admin, whose session and user
+  look-ups happen in its views).
 """
 
 import re
 from http import HTTPStatus
 
+from django import db
 from django.http import HttpResponseBadRequest, JsonResponse
+from django.template.response import SimpleTemplateResponse
 from django.utils.cache import patch_cache_control
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 API_PREFIX = "/api/"
 QUERY_REFUSED = "The query string contains control characters; remove them."
+DATABASE_UNAVAILABLE = "The database is unavailable; try again in a few seconds."
+RETRY_AFTER_SECONDS = 5
 
 
 def _has_control_characters(query) -> bool:
@@ -42,4 +50,24 @@ class ApiNoStoreMiddleware:
         response = self.get_response(request)
         if request.path.startswith(API_PREFIX):
             patch_cache_control(response, no_store=True)
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, (db.OperationalError, db.InterfaceError)):
+            return None
+        if request.path.startswith(API_PREFIX):
+            response = JsonResponse(
+                {"detail": DATABASE_UNAVAILABLE, "code": "service_unavailable"}, status=HTTPStatus.SERVICE_UNAVAILABLE
+            )
+        else:
+            response = SimpleTemplateResponse("503.html", status=HTTPStatus.SERVICE_UNAVAILABLE).render()
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response

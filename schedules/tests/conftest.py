@@ -3,7 +3,7 @@
 import pytest
 from django.core.cache import cache
 
-from schedules import services
+from schedules import health, services
 
 
 @pytest.fixture
@@ -45,6 +45,7 @@ def _static_files_without_collectstatic(settings):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle_counts():
-    """Throttle counts live in the (per-process) cache: each test starts with none."""
+def _fresh_throttle_counts_and_health():
+    """Throttle counts and /health's last report live in the process: each test starts with none."""
     cache.clear()
+    health.report_cache.clear()
