@@ -266,6 +266,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "PREPROCESSING_HOOKS": ["schedules.api.urls.schema_paths_without_slash"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "schedules.api.urls.schema_common_error_responses",
+    ],
 }
 
 # --- Celery -----------------------------------------------------------------------------------
