@@ -23,6 +23,11 @@ class ScopedAPIKeyAdmin(APIKeyModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("scope")
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Django skips an inline form left as offered; the key still gets its (read) row.
+        ApiKeyScope.objects.get_or_create(api_key=form.instance)
+
     @admin.display(description="scopes")
     def scopes(self, obj):
         return str(getattr(obj, "scope", "none"))

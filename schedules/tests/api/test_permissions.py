@@ -210,3 +210,22 @@ def test_api_key_admin_shows_and_edits_scopes(admin_client):
     assert '<td class="field-scopes">read,write</td>' in listing.text
     page = admin_client.get(f"/admin/rest_framework_api_key/apikey/{api_key.pk}/change/")
     assert 'name="scope-0-run"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("ticked", "shown"), [({}, "read"), ({"scope-0-write": "on", "scope-0-run": "on"}, "read,write,run")]
+)
+def test_api_key_added_in_the_admin_gets_the_scopes_ticked(admin_client, ticked, shown):
+    """The inline as offered (read) or with more ticked: the key gets exactly that."""
+    form = {
+        "name": "dashboards",
+        "scope-TOTAL_FORMS": "1",
+        "scope-INITIAL_FORMS": "0",
+        "scope-MIN_NUM_FORMS": "1",
+        "scope-MAX_NUM_FORMS": "1",
+        "scope-0-read": "on",
+        **ticked,
+    }
+    response = admin_client.post("/admin/rest_framework_api_key/apikey/add/", form)
+    assert response.status_code == HTTPStatus.FOUND, response.content
+    assert str(APIKey.objects.get(name="dashboards").scope) == shown
