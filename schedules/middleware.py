@@ -22,12 +22,21 @@ from django.utils.cache import patch_cache_control
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 API_PREFIX = "/api/"
 QUERY_REFUSED = "The query string contains control characters; remove them."
+CONTROL_CHARACTERS_REFUSED = "Control characters are not allowed."
 DATABASE_UNAVAILABLE = "The database is unavailable; try again in a few seconds."
 RETRY_AFTER_SECONDS = 5
 
 
-def _has_control_characters(query) -> bool:
-    return any(CONTROL_CHARACTERS.search(text) for key, values in query.lists() for text in (key, *values))
+def _refused_parameters(query) -> list[str]:
+    """The parameters whose name or value holds a control character (a bad name is reported
+    as ``non_field_errors``: it cannot be shown as a field)."""
+    refused = []
+    for key, values in query.lists():
+        if CONTROL_CHARACTERS.search(key):
+            refused.append("non_field_errors")
+        elif any(CONTROL_CHARACTERS.search(value) for value in values):
+            refused.append(key)
+    return refused
 
 
 class QueryStringGuardMiddleware:
@@ -35,11 +44,19 @@ class QueryStringGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if _has_control_characters(request.GET):
-            if request.path.startswith(API_PREFIX):
-                return JsonResponse({"detail": QUERY_REFUSED, "code": "invalid"}, status=HTTPStatus.BAD_REQUEST)
-            return HttpResponseBadRequest(QUERY_REFUSED, content_type="text/plain; charset=utf-8")
-        return self.get_response(request)
+        refused = _refused_parameters(request.GET)
+        if not refused:
+            return self.get_response(request)
+        if request.path.startswith(API_PREFIX):
+            # The API's validation error shape: the parameters by name, and one sentence.
+            errors = {parameter: [CONTROL_CHARACTERS_REFUSED] for parameter in refused}
+            detail = " ".join(
+                CONTROL_CHARACTERS_REFUSED if parameter == "non_field_errors" else f"{parameter}: {message}"
+                for parameter, messages in errors.items()
+                for message in messages
+            )
+            return JsonResponse({"detail": detail, "code": "invalid", "errors": errors}, status=HTTPStatus.BAD_REQUEST)
+        return HttpResponseBadRequest(QUERY_REFUSED, content_type="text/plain; charset=utf-8")
 
 
 class ApiNoStoreMiddleware:

@@ -97,8 +97,39 @@ def test_admin_filters_with_control_characters_answer_400(admin_client, path):
     assert response.text == QUERY_REFUSED
 
 
-@pytest.mark.parametrize("query", ["service=%00", "task_name=fetch%07logs", "enabled%00=true"])
-def test_api_lists_with_control_characters_answer_400_json(api, query):
+@pytest.mark.parametrize(
+    ("query", "body"),
+    [
+        (
+            "service=%00",
+            {
+                "detail": "service: Control characters are not allowed.",
+                "code": "invalid",
+                "errors": {"service": ["Control characters are not allowed."]},
+            },
+        ),
+        (
+            "task_name=fetch%07logs&enabled=%1b",
+            {
+                "detail": "task_name: Control characters are not allowed. enabled: Control characters are not allowed.",
+                "code": "invalid",
+                "errors": {
+                    "task_name": ["Control characters are not allowed."],
+                    "enabled": ["Control characters are not allowed."],
+                },
+            },
+        ),
+        (
+            "enabled%00=true",
+            {
+                "detail": "Control characters are not allowed.",
+                "code": "invalid",
+                "errors": {"non_field_errors": ["Control characters are not allowed."]},
+            },
+        ),
+    ],
+)
+def test_api_lists_with_control_characters_answer_400_json(api, query, body):
     response = api.get(f"{BASE}/schedules?{query}")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.json() == {"detail": QUERY_REFUSED, "code": "invalid"}
+    assert response.json() == body
