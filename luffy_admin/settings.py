@@ -116,12 +116,13 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
-# Bounded database waits. The server cancels a statement after LUFFY_DB_STATEMENT_TIMEOUT_MS;
-# the web process (gunicorn.conf.py) also stops waiting for any answer, connect included, after
-# LUFFY_DB_WEB_WAIT_SECONDS (schedules/db_waits.py), which a stopped (SIGSTOP) server never sends.
-LUFFY_DB_STATEMENT_TIMEOUT_MS = env.int("LUFFY_DB_STATEMENT_TIMEOUT_MS", default=2000)
-# Longer than the statement timeout, so a slow but alive server's own cancel arrives first.
-LUFFY_DB_WEB_WAIT_SECONDS = env.float("LUFFY_DB_WEB_WAIT_SECONDS", default=LUFFY_DB_STATEMENT_TIMEOUT_MS / 1000 + 0.5)
+# Bounded database waits. Every process: the server cancels a statement after
+# LUFFY_DB_STATEMENT_TIMEOUT_MS (generous: migrations, beat's loads, test database set-up).
+# The web process (gunicorn.conf.py, schedules/db_waits.py) uses LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS
+# instead and stops waiting for any answer, connect included, 0.5 s after it: a stopped
+# (SIGSTOP) server never answers, and an alive one cancels its statement first.
+LUFFY_DB_STATEMENT_TIMEOUT_MS = env.int("LUFFY_DB_STATEMENT_TIMEOUT_MS", default=30_000)
+LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS = env.int("LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS", default=2000)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

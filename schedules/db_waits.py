@@ -3,10 +3,12 @@
 
 libpq's own bounds do not cover a database that stops answering: ``connect_timeout`` ends
 only the connect, ``statement_timeout`` is enforced by the server (a stopped server enforces
-nothing) and TCP keepalives are answered by the server's kernel. So psycopg2 runs with a wait
-callback that stops waiting for any answer, connect included, after LUFFY_DB_WEB_WAIT_SECONDS
-and raises ``OperationalError``; psycopg2 then closes that connection and Django reconnects on
-a later request. The request answers 503 (schedules/api/exception_handler.py, schedules/middleware.py).
+nothing) and TCP keepalives are answered by the server's kernel. So the web process's sessions
+get LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS as their statement timeout, and psycopg2 runs with a wait
+callback that stops waiting for any answer, connect included, 0.5 s after that (an alive server
+cancels a slow statement first) and raises ``OperationalError``; psycopg2 then closes that
+connection and Django reconnects on a later request. The request answers 503
+(schedules/api/exception_handler.py, schedules/middleware.py).
 
 After one wait ran out, waits fail at once for the same length of time: a request whose health
 check (CONN_HEALTH_CHECKS) timed out does not wait a second time to reconnect, and the other
@@ -43,4 +45,7 @@ class BoundedWait:
 
 
 def install() -> None:
-    extensions.set_wait_callback(BoundedWait(settings.LUFFY_DB_WEB_WAIT_SECONDS))
+    """Before the process's first connection: sessions read these OPTIONS when they connect."""
+    statement_ms = settings.LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS
+    settings.DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={statement_ms}"
+    extensions.set_wait_callback(BoundedWait(statement_ms / 1000 + 0.5))
