@@ -6,9 +6,11 @@ Production (``DJANGO_ENV=production``) refuses to start without ``DJANGO_SECRET_
 See ``.env.example`` for every variable.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -50,20 +52,47 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
+    "csp",
     "schedules",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # https://django-csp.readthedocs.io/en/latest/configuration.html (CONTENT_SECURITY_POLICY below)
+    "csp.middleware.CSPMiddleware",
     # https://whitenoise.readthedocs.io/en/stable/django.html
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "schedules.middleware.QueryStringGuardMiddleware",
+    "schedules.middleware.ApiNoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "schedules.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout into its response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Content-Security-Policy on every page (the admin and the Swagger UI docs page matter):
+# scripts only from this site's own static files (the docs page loads its init script as a
+# file, drf-spectacular's split view); inline styles allowed because the admin's templates and
+# Swagger UI's use them, and styles cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        # Swagger UI draws its icons as data: URIs.
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 ROOT_URLCONF = "luffy_admin.urls"
 WSGI_APPLICATION = "luffy_admin.wsgi.application"
@@ -88,17 +117,52 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
+# Bounded database waits. Every process: the server cancels a statement after
+# LUFFY_DB_STATEMENT_TIMEOUT_MS (generous: migrations, beat's loads, test database set-up).
+# The web process (gunicorn.conf.py, schedules/db_waits.py) uses LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS
+# instead and stops waiting for any answer, connect included, 0.5 s after it: a stopped
+# (SIGSTOP) server never answers, and an alive one cancels its statement first.
+LUFFY_DB_STATEMENT_TIMEOUT_MS = env.int("LUFFY_DB_STATEMENT_TIMEOUT_MS", default=30_000)
+LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS = env.int("LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS", default=2000)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # A dead database must fail a request fast, not hang it (the health check relies on this).
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+    # https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
+    # A dead database must fail a request fast, not hang it; keepalives find a vanished peer
+    # (host gone, network cut) on an idle persistent connection.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": env.int("LUFFY_DB_CONNECT_TIMEOUT", default=2),
+            "keepalives": 1,
+            "keepalives_idle": env.int("LUFFY_DB_KEEPALIVES_IDLE", default=30),
+            "keepalives_interval": env.int("LUFFY_DB_KEEPALIVES_INTERVAL", default=10),
+            "keepalives_count": env.int("LUFFY_DB_KEEPALIVES_COUNT", default=3),
+            "options": f"-c statement_timeout={LUFFY_DB_STATEMENT_TIMEOUT_MS}",
+        }
+    )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # SQLite waits for a writer (beat, the web server) instead of failing with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Throttle counts and login-failure bookkeeping live here. The default (memory) is per process:
+# with several gunicorn workers or hosts set LUFFY_CACHE_URL to a shared cache (redis://...).
+# https://django-environ.readthedocs.io/en/latest/types.html#environ-env-cache-url
+CACHES = {"default": env.cache_url("LUFFY_CACHE_URL", default="locmemcache://")}
+
+# Admin login lockout (django-axes): after LUFFY_LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address, that pair is refused (even with the right password) for
+# LUFFY_LOGIN_COOLOFF_MINUTES. https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LUFFY_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LUFFY_LOGIN_COOLOFF_MINUTES", default=15))
+# Username and address together: one attacker cannot lock every operator out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# No start-up banner in every process's log (web, beat, worker, manage.py).
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -124,6 +188,9 @@ if DEBUG:
 
 # Request bodies are small JSON documents; refuse anything larger early.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LUFFY_MAX_BODY_BYTES", default=64 * 1024)
+# /health answers from its last checks for this long: monitors polling it cost the broker and
+# database one check per interval and process, however many there are.
+LUFFY_HEALTH_CACHE_SECONDS = env.float("LUFFY_HEALTH_CACHE_SECONDS", default=1.5)
 # Creates past this many schedules for one service are refused with 409.
 LUFFY_MAX_SCHEDULES_PER_SERVICE = env.int("LUFFY_MAX_SCHEDULES_PER_SERVICE", default=100)
 
@@ -167,7 +234,19 @@ REST_FRAMEWORK = {
         "schedules.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["schedules.api.permissions.IsStaffOrApiKey"],
+    "DEFAULT_PERMISSION_CLASSES": ["schedules.api.permissions.ModelPermissionOrKeyScope"],
+    # https://www.django-rest-framework.org/api-guide/throttling/ (counts in CACHES["default"])
+    "DEFAULT_THROTTLE_CLASSES": [
+        "schedules.api.throttles.ApiKeyRateThrottle",
+        "schedules.api.throttles.SessionUserRateThrottle",
+        "schedules.api.throttles.AnonymousRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "key": env.str("LUFFY_THROTTLE_KEY", default="1200/min"),
+        "user": env.str("LUFFY_THROTTLE_USER", default="600/min"),
+        # Per client address: /health polled every 2 s by a few monitors stays well under it.
+        "anon": env.str("LUFFY_THROTTLE_ANON", default="120/min"),
+    },
     "DEFAULT_PARSER_CLASSES": ["schedules.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
@@ -197,14 +276,34 @@ SPECTACULAR_SETTINGS = {
         "UpDownEnum": "schedules.api.serializers.UP_DOWN",
         "LivenessEnum": "schedules.api.serializers.LIVENESS",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "schedules.api.urls.schema_common_error_responses",
+    ],
 }
 
 # --- Celery -----------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/django/first-steps-with-django.html
 # A complete URL (host included): kombu warns "No hostname was supplied" for a bare "filesystem://".
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
+# Every broker wait (connect, each read and write) ends after this many seconds, so a hung
+# broker costs a request (/health, /run) that long at most.
+LUFFY_BROKER_TIMEOUT_SECONDS = env.float("LUFFY_BROKER_TIMEOUT_SECONDS", default=2)
+CELERY_BROKER_CONNECTION_TIMEOUT = LUFFY_BROKER_TIMEOUT_SECONDS
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
-if CELERY_BROKER_URL.startswith("filesystem://"):
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-transport-options
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": LUFFY_BROKER_TIMEOUT_SECONDS,
+        "socket_timeout": LUFFY_BROKER_TIMEOUT_SECONDS,
+    }
+elif CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # py-amqp's socket read and write bounds (kombu passes transport options to its Connection).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "read_timeout": LUFFY_BROKER_TIMEOUT_SECONDS,
+        "write_timeout": LUFFY_BROKER_TIMEOUT_SECONDS,
+    }
+elif CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport needs no server: beat and worker share one folder.
     # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.filesystem.html
     (VAR_DIR / "broker").mkdir(parents=True, exist_ok=True)
@@ -228,7 +327,6 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.5,
     "interval_max": 1,
 }
-CELERY_BROKER_CONNECTION_TIMEOUT = 3
 # https://django-celery-beat.readthedocs.io/en/latest/
 # The fleet scheduler reads django-celery-beat's tables; `celery beat -S django` runs the stock one.
 CELERY_BEAT_SCHEDULER = "schedules.scheduler:FleetScheduler"

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django_celery_beat.models import PeriodicTask
+from rest_framework_api_key.models import APIKey
 
 from . import messages
 from .validators import multiline_text, plain_text
@@ -121,6 +122,8 @@ class TaskSchedule(models.Model):
                 fields=["service", "key"], condition=models.Q(key__isnull=False), name="schedules_one_key_per_service"
             )
         ]
+        # Sending a task now reaches luffy's workers at once: its own right, apart from "change".
+        permissions = [("run_schedule", "Can run a schedule now")]
 
     def __str__(self):
         return f"{self.service_id} / {self.task_name}"
@@ -367,3 +370,50 @@ class MonitorHeartbeat(models.Model):
 
     def __str__(self):
         return f"{self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ApiKeyScope(models.Model):
+    """What one API key may do: ``read``, ``write`` (implies read) and ``run`` (send a task now).
+
+    A row beside djangorestframework-api-key's own ``APIKey`` (one-to-one) rather than a
+    subclass of ``AbstractAPIKey``: the library's table, manager and admin stay as they are
+    and existing keys need no copying. A key without a row may do nothing.
+    """
+
+    READ, WRITE, RUN = "read", "write", "run"
+    NAMES = (READ, WRITE, RUN)
+
+    api_key = models.OneToOneField(
+        APIKey,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="scope",
+        verbose_name="API key",
+    )
+    read = models.BooleanField(default=True, verbose_name="read", help_text="GET anything the API shows. Example: true")
+    write = models.BooleanField(
+        default=False,
+        verbose_name="write",
+        help_text="Create, change, toggle and delete services and schedules; implies read. Example: true",
+    )
+    run = models.BooleanField(
+        default=False,
+        verbose_name="run",
+        help_text="Send a schedule's task now (POST /schedules/{id}/run). Example: false",
+    )
+
+    class Meta:
+        verbose_name = "API key scope"
+        verbose_name_plural = "API key scopes"
+
+    def __str__(self):
+        return ",".join(self.names()) or "none"
+
+    def names(self) -> list[str]:
+        """The scopes granted, implied ones included, in a fixed order."""
+        return [name for name in self.NAMES if self.allows(name)]
+
+    def allows(self, scope: str) -> bool:
+        if scope == self.READ:
+            return self.read or self.write
+        return getattr(self, scope)

@@ -20,10 +20,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone as django_timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
+from rest_framework_api_key.models import APIKey
 
 from . import beat_rows, catalogue, health, messages, runs, selectors, timing
 from .errors import BrokerUnavailable, ConflictError, IdempotencyKeyReused, PreconditionFailed
 from .models import (
+    ApiKeyScope,
     AuditEvent,
     BeatHeartbeat,
     Dispatch,
@@ -1121,3 +1123,25 @@ def monitor_heartbeat_record(*, seen_at: datetime, lag_seconds: float | None = N
     """Note that the run monitor is listening and writing (one row, overwritten)."""
     defaults = {"seen_at": seen_at} if lag_seconds is None else {"seen_at": seen_at, "lag_seconds": lag_seconds}
     MonitorHeartbeat.objects.update_or_create(pk=1, defaults=defaults)
+
+
+# --- API keys -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def api_key_create(*, name: str, scopes: set[str]) -> tuple[APIKey, str]:
+    """A new key with its scopes; returns the stored key and the key itself (shown once).
+
+    ``write`` implies ``read`` and is stored so; ``run`` is granted only when named.
+    """
+    unknown = scopes - set(ApiKeyScope.NAMES)
+    if unknown or not scopes:
+        raise ValidationError(f"Scopes are {', '.join(ApiKeyScope.NAMES)}; got {', '.join(sorted(unknown)) or 'none'}.")
+    api_key, key = APIKey.objects.create_key(name=name)
+    ApiKeyScope.objects.create(
+        api_key=api_key,
+        read=bool(scopes & {ApiKeyScope.READ, ApiKeyScope.WRITE}),
+        write=ApiKeyScope.WRITE in scopes,
+        run=ApiKeyScope.RUN in scopes,
+    )
+    return api_key, key

@@ -8,6 +8,6 @@ project and cannot edit or cascade-delete what a service schedule owns.
 Django's autodiscovery imports this package; importing the modules registers their admins.
 """
 
-from . import audit, beat, schedules, services, site
+from . import api_keys, audit, beat, schedules, services, site
 
-__all__ = ["audit", "beat", "schedules", "services", "site"]
+__all__ = ["api_keys", "audit", "beat", "schedules", "services", "site"]

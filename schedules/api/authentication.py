@@ -10,6 +10,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework_api_key.models import APIKey
 
+from .throttles import FailedApiKeyThrottle
+
 KEYWORDS = ("Token", "Api-Key")
 KEY_FORMAT = re.compile(r"[A-Za-z0-9]+\.[A-Za-z0-9]+\Z")
 
@@ -21,15 +23,19 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Invalid Authorization header: expected '<keyword> <key>'.")
+        failures = FailedApiKeyThrottle()
+        failures.refuse_when_exhausted(request)
         key = header[1].decode("latin-1")
         # Keys are "<prefix>.<secret>" in letters and digits; anything else (a NUL byte, which
         # PostgreSQL refuses in a query) cannot be one, so it never reaches the database.
-        if not KEY_FORMAT.match(key):
+        api_key = None
+        if KEY_FORMAT.match(key):
+            # APIKey.objects.get_from_key, with the key's scopes in the same query.
+            prefix = key.partition(".")[0]
+            api_key = APIKey.objects.get_usable_keys().select_related("scope").filter(prefix=prefix).first()
+        if api_key is None or not api_key.is_valid(key):
+            failures.record_failure()
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        try:
-            api_key = APIKey.objects.get_from_key(key)
-        except APIKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed("Invalid API key.") from None
         if api_key.has_expired or api_key.revoked:
             raise exceptions.AuthenticationFailed("This API key has been revoked or has expired.")
         return (None, api_key)

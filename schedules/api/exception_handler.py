@@ -4,11 +4,13 @@
 validation errors add ``errors: {field: [messages]}``. The write path's own errors
 (``schedules/errors.py``) map here too: Django's ``ValidationError`` -> 400,
 ``ConflictError`` -> 409 (with ``existing_id`` when it names one), ``PreconditionFailed``
--> 412, ``IdempotencyKeyReused`` -> 422, ``BrokerUnavailable`` -> 503, a row deleted under the request -> 404.
+-> 412, ``IdempotencyKeyReused`` -> 422, ``BrokerUnavailable`` -> 503, a row deleted under the request -> 404;
+a database that refuses or does not answer -> 503 ``service_unavailable`` with Retry-After.
 Anything else is left to Django, which logs it and answers 500. ``page_not_found`` and
 ``server_error`` are the project's handler404 / handler500, JSON under ``/api/``.
 """
 
+from django import db
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
@@ -18,6 +20,7 @@ from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
 from .. import errors
+from ..middleware import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 from ..models import Service, TaskSchedule
 from .authentication import unknown_scheme_detail
 from .parsers import PayloadTooLarge
@@ -49,6 +52,12 @@ class PreconditionFailed(exceptions.APIException):
 class IdempotencyKeyReused(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_code = "idempotency_key_reused"
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "service_unavailable"
+    default_detail = DATABASE_UNAVAILABLE
 
 
 class BrokerUnavailable(exceptions.APIException):
@@ -84,6 +93,9 @@ def _translate(exc):
         return PayloadTooLarge()
     if isinstance(exc, BrokerError):
         return BrokerUnavailable()
+    # The database refused, dropped or did not answer (schedules/db_waits.py bounds the wait).
+    if isinstance(exc, (db.OperationalError, db.InterfaceError)):
+        return DatabaseUnavailable()
     if isinstance(exc, Http404):
         return exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
@@ -123,6 +135,8 @@ def api_exception_handler(exc, context):
     response = exception_handler(exc, context)
     if response is None:
         return None
+    if isinstance(exc, DatabaseUnavailable):
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if isinstance(exc, exceptions.ValidationError):
         response.data = _validation_body(exc)
     else:

@@ -5,7 +5,7 @@ no redirect: POST bodies would not survive one.
 """
 
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
 from . import utility_views, views
@@ -41,7 +41,9 @@ urlpatterns = [
     ),
     re_path(
         rf"^docs{OPTIONAL_SLASH}$",
-        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[IsStaffOrApiKey]),
+        # The split view serves Swagger UI's init script as a file (?script), not inline, so the
+        # Content-Security-Policy needs no 'unsafe-inline' for scripts.
+        SpectacularSwaggerSplitView.as_view(url_name="schema", permission_classes=[IsStaffOrApiKey]),
         name="api-docs",
     ),
 ]
@@ -50,3 +52,34 @@ urlpatterns = [
 def schema_paths_without_slash(endpoints, **kwargs):
     """drf-spectacular preprocessing hook: document the paths as the seed spells them."""
     return [(path.rstrip("/"), regex, method, callback) for path, regex, method, callback in endpoints]
+
+
+def _error_response(description: str) -> dict:
+    return {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "description": description,
+    }
+
+
+# Answers every operation may give, whatever its view: documented once here rather than on each.
+COMMON_ERRORS = {
+    "429": _error_response("Too many requests (`code: throttled`); `Retry-After` says when to retry."),
+    "503": _error_response(
+        "The database (`code: service_unavailable`, with `Retry-After`) or, for /run, the broker is unavailable."
+    ),
+}
+FORBIDDEN = {
+    "403": _error_response("The staff user lacks the model permission, or the API key the scope, named in `detail`.")
+}
+
+
+def schema_common_error_responses(result, generator, request, public):
+    """drf-spectacular postprocessing hook: 429 and 503 on every operation, 403 on every one
+    that needs credentials (all but /health)."""
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            extra = {**COMMON_ERRORS, **(FORBIDDEN if operation.get("security") else {})}
+            # /health documents its own 503 body (the health report).
+            operation["responses"] = {**extra, **operation["responses"]}
+            operation["responses"] = dict(sorted(operation["responses"].items()))
+    return result

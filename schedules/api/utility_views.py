@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import catalogue, cron, health, selectors
+from ..models import TaskSchedule
 from .filters import CronPreviewQuerySerializer, LoadQuerySerializer, validated_query
 from .serializers import (
     CatalogueTaskSerializer,
@@ -21,6 +22,9 @@ from .serializers import (
 
 
 class TaskViewSet(viewsets.ViewSet):
+    # What may be scheduled is part of reading schedules.
+    permission_model = TaskSchedule
+
     @extend_schema(
         summary="The task catalogue",
         responses={200: CatalogueTaskSerializer(many=True), **errors_for(400, 401, 403)},
@@ -32,6 +36,8 @@ class TaskViewSet(viewsets.ViewSet):
 
 
 class CronPreviewView(APIView):
+    permission_model = TaskSchedule
+
     @extend_schema(
         summary="Check a cron expression: valid or why not, in words, next run times",
         description=(
@@ -69,6 +75,8 @@ class CronPreviewView(APIView):
 
 
 class LoadView(APIView):
+    permission_model = TaskSchedule
+
     @extend_schema(
         summary="Upcoming load: sends per minute (or hour) ahead, stacked by task",
         description=(

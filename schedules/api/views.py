@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework_api_key.models import APIKey
 
 from .. import messages, selectors, services
-from ..models import is_service_id
+from ..models import Service, TaskSchedule, is_service_id
 from .exception_handler import SCHEDULE_NOT_FOUND, SERVICE_NOT_FOUND
 from .filters import (
     SCHEDULE_FILTER_PARAMETERS,
@@ -32,6 +32,7 @@ from .filters import (
     validated_query,
 )
 from .pagination import PageNumberPagination
+from .permissions import RUN_PERMISSION, model_permission
 from .serializers import (
     AuditEventSerializer,
     DispatchSerializer,
@@ -251,6 +252,13 @@ def _validated_items(data) -> list[dict]:
     ),
 )
 class ServiceViewSet(viewsets.GenericViewSet):
+    permission_model = Service
+    action_permissions = {
+        # PUT creates the service when it is missing.
+        "update": (model_permission(Service, "add"), model_permission(Service, "change")),
+        ("schedules", "GET"): (model_permission(TaskSchedule, "view"),),
+        ("schedules", "POST"): (model_permission(TaskSchedule, "add"),),
+    }
     lookup_url_kwarg = "service_id"
     lookup_value_regex = ANY_SEGMENT
     pagination_class = PageNumberPagination
@@ -407,6 +415,11 @@ UPDATE_EXAMPLES = [
     ),
 )
 class ScheduleViewSet(viewsets.GenericViewSet):
+    permission_model = TaskSchedule
+    action_permissions = {
+        "toggle": (model_permission(TaskSchedule, "change"),),
+        "run": (RUN_PERMISSION,),
+    }
     lookup_url_kwarg = "id"
     lookup_value_regex = ANY_SEGMENT
     pagination_class = PageNumberPagination

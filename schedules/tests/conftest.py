@@ -1,8 +1,9 @@
 """Fixtures built through the write path, so every row has its beat counterpart."""
 
 import pytest
+from django.core.cache import cache
 
-from schedules import services
+from schedules import health, services
 
 
 @pytest.fixture
@@ -41,3 +42,10 @@ def _static_files_without_collectstatic(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts_and_health():
+    """Throttle counts and /health's last report live in the process: each test starts with none."""
+    cache.clear()
+    health.report_cache.clear()

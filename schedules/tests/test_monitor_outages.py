@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from .beat.test_scheduler_outages import PG_BIN, SETUP, Cluster, RedisServer, as_postgres
+from .beat.test_scheduler_outages import SETUP
 from .e2e import Process, text_of, wait_for
+from .servers import PG_BIN, Cluster, RedisServer, as_postgres
 
 pytestmark = pytest.mark.e2e
 

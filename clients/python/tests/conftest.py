@@ -5,9 +5,10 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connections
-from rest_framework_api_key.models import APIKey
 
 from luffy_admin_client import AsyncLuffyAdmin, LuffyAdmin
+from schedules import services
+from schedules.models import ApiKeyScope
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +20,7 @@ def _server_threads_close_their_connections(monkeypatch):
 
 @pytest.fixture
 def api_key(transactional_db):
-    _, key = APIKey.objects.create_key(name="client-tests")
+    _, key = services.api_key_create(name="client-tests", scopes=set(ApiKeyScope.NAMES))
     return key
 
 

@@ -79,7 +79,7 @@ def test_operator_schedules_a_service_in_the_admin(live_server):
         _log_in(page, live_server)
         sections = page.locator("#content-main div.module caption")
         expect(sections).to_have_text(
-            ["Service schedules", "API Key Permissions", "Authentication and Authorization", "Periodic Tasks"]
+            ["Service schedules", "API Key Permissions", "Authentication and Authorization", "Axes", "Periodic Tasks"]
         )
         page.screenshot(path=SCREENSHOTS / "0-index.png", full_page=True)
 

@@ -47,7 +47,6 @@ def test_upcoming_load_names_the_busiest_minutes_and_draws_both_charts(admin_cli
 
 def test_upcoming_load_needs_the_view_permission(client):
     """Staff without permission to view schedules are refused."""
-    get_user_model().objects.create_user("bob", password="pw-unused", is_staff=True)
-    client.login(username="bob", password="pw-unused")
+    client.force_login(get_user_model().objects.create_user("bob", password="pw-unused", is_staff=True))
     assert client.get(LOAD_URL).status_code == HTTPStatus.FORBIDDEN
     assert LOAD_URL not in client.get("/admin/").content.decode()

@@ -15,7 +15,7 @@ def test_index_lists_the_product_section_first_then_django_order(admin_client):
     assert response.status_code == HTTPStatus.OK
     index = [app["app_label"] for app in response.context["app_list"]]
     sidebar = [app["app_label"] for app in response.context["available_apps"]]
-    assert index == sidebar == ["schedules", "rest_framework_api_key", "auth", "django_celery_beat"]
+    assert index == sidebar == ["schedules", "rest_framework_api_key", "auth", "axes", "django_celery_beat"]
     assert [model["object_name"] for model in response.context["app_list"][0]["models"]] == [
         "AuditEvent",
         "TaskSchedule",

@@ -4,15 +4,19 @@ import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
+from schedules import services
+from schedules.models import ApiKeyScope
 from schedules.tests.api.helpers import BASE, database_state, key_client, send
 
 
 @pytest.fixture
 def api_key():
-    _, key = APIKey.objects.create_key(name="fastapi")
+    """A key with every scope, as the FastAPI stack's."""
+    _, key = services.api_key_create(name="fastapi", scopes=set(ApiKeyScope.NAMES))
     return key
 
 
@@ -24,7 +28,10 @@ def api(api_key):
 
 @pytest.fixture
 def staff_user():
-    return get_user_model().objects.create_user("alice", password="unused-in-tests", is_staff=True)
+    """An operator: staff with every permission on services and schedules."""
+    user = get_user_model().objects.create_user("alice", password="unused-in-tests", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="schedules"))
+    return user
 
 
 @pytest.fixture

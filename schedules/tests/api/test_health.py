@@ -58,3 +58,32 @@ def test_health_with_the_database_down_answers_503(monkeypatch):
         "beat": "unknown",
         "monitor": "unknown",
     }
+
+
+def test_health_report_is_reused_for_the_cache_time(settings):
+    """Within LUFFY_HEALTH_CACHE_SECONDS the last report answers; the checks run again after it."""
+    settings.LUFFY_HEALTH_CACHE_SECONDS = 1.5
+    now = [100.0]  # quarter seconds add up exactly in floating point
+    checks = []
+
+    def compute():
+        checks.append(now[0])
+        return {"status": "ok", "checked": str(len(checks))}
+
+    cached = health.CachedReport(clock=lambda: now[0])
+    assert cached.get(compute) == {"status": "ok", "checked": "1"}
+    now[0] += 1.25
+    assert cached.get(compute) == {"status": "ok", "checked": "1"}
+    now[0] += 0.25
+    assert cached.get(compute) == {"status": "ok", "checked": "2"}
+    assert checks == [100.0, 101.5]
+
+
+def test_health_endpoint_answers_from_the_cache(monkeypatch, settings):
+    """Two calls in a row check the broker once."""
+    settings.LUFFY_HEALTH_CACHE_SECONDS = 60
+    calls = []
+    monkeypatch.setitem(health.CHECKS, "broker", lambda: calls.append(1) or health.OK)
+    client = APIClient()
+    assert client.get(f"{BASE}/health").json() == client.get(f"{BASE}/health").json()
+    assert calls == [1]

@@ -33,8 +33,9 @@ def test_docs_page_renders_for_staff(admin_client, settings):
     response = admin_client.get("/api/docs/")
     assert response.status_code == HTTPStatus.OK
     page = response.content.decode()
-    assert '<div id="swagger-ui">' in page and 'url: "/api/schema"' in page
+    assert '<div id="swagger-ui">' in page and '<script src="/api/docs/?script="></script>' in page
     assert "cdn.jsdelivr.net" not in page
+    assert 'url: "/api/schema"' in admin_client.get("/api/docs/?script=").content.decode()
 
 
 def test_schema_is_served_to_staff(admin_client):

@@ -34,10 +34,10 @@ from django.test import override_settings
 from django_celery_beat.models import PeriodicTask
 from kombu import Exchange, Queue
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
 
 from luffy_admin.celery import app as celery_app
 from schedules import cron, health, selectors, services, timing
+from schedules.models import ApiKeyScope
 
 from ..e2e import BeatLog, Process, Timings, WorkerCalls, database_url, shared_test_database, text_of, wait_for
 
@@ -293,7 +293,7 @@ def stack(request, e2e_database, tmp_path_factory):
 
 @pytest.fixture
 def api(stack):
-    api_key, key = APIKey.objects.create_key(name=f"e2e-{uuid.uuid4().hex[:8]}")
+    api_key, key = services.api_key_create(name=f"e2e-{uuid.uuid4().hex[:8]}", scopes=set(ApiKeyScope.NAMES))
     yield Api(stack.changes, key)
     api_key.delete()
     # Through the write path, so beat is told (PeriodicTasks bump) and drops the entries.

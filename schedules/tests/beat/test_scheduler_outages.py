@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,92 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from ..e2e import free_port, wait_for
+from ..e2e import wait_for
+from ..servers import PG_BIN, Cluster, RedisServer
 from .processes import ROOT, Processes, calls_in
 
 pytestmark = pytest.mark.e2e
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 MODES = ("leader-lock", "single")
 POSTGRES_DOWN, REDIS_DOWN = 4, 5
-
-
-def as_postgres(*command, **kwargs):
-    """initdb refuses to run as root: run the cluster as the postgres user when we are root."""
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run([*prefix, *map(str, command)], check=True, capture_output=True, **kwargs)
-
-
-class Cluster:
-    def __init__(self, root: Path):
-        self.root, self.port = root, free_port()
-        self.data = root / "data"
-
-    def init(self):
-        as_postgres(PG_BIN / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
-
-    def start(self):
-        as_postgres(
-            PG_BIN / "pg_ctl",
-            "-D",
-            self.data,
-            "-l",
-            self.root / "postgres.log",
-            "-w",
-            "-o",
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start",
-        )
-
-    def stop(self):
-        as_postgres(PG_BIN / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
-
-    def url(self, database: str) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
-
-    def psql(self, database: str, sql: str) -> str:
-        return subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database, "-At", "-c", sql],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-
-
-class RedisServer:
-    def __init__(self):
-        self.port, self.process = free_port(), None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 SETUP = """

@@ -1,0 +1,51 @@
+"""Bounded database waits for the web process (installed by gunicorn.conf.py's
+``post_worker_init``).
+
+libpq's own bounds do not cover a database that stops answering: ``connect_timeout`` ends
+only the connect, ``statement_timeout`` is enforced by the server (a stopped server enforces
+nothing) and TCP keepalives are answered by the server's kernel. So the web process's sessions
+get LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS as their statement timeout, and psycopg2 runs with a wait
+callback that stops waiting for any answer, connect included, 0.5 s after that (an alive server
+cancels a slow statement first) and raises ``OperationalError``; psycopg2 then closes that
+connection and Django reconnects on a later request. The request answers 503
+(schedules/api/exception_handler.py, schedules/middleware.py).
+
+After one wait ran out, waits fail at once for the same length of time: a request whose health
+check (CONN_HEALTH_CHECKS) timed out does not wait a second time to reconnect, and the other
+threads answer 503 at once instead of each waiting out the bound.
+"""
+
+import select
+import threading
+import time
+
+import psycopg2
+from django.conf import settings
+from psycopg2 import extensions
+
+EVENTS = {extensions.POLL_READ: select.POLLIN, extensions.POLL_WRITE: select.POLLOUT}
+
+
+class BoundedWait:
+    def __init__(self, seconds: float, clock=time.monotonic):
+        self.seconds, self.clock = seconds, clock
+        self.lock = threading.Lock()
+        self.silent_until = 0.0
+
+    def __call__(self, conn) -> None:
+        if self.clock() < self.silent_until:
+            raise psycopg2.OperationalError("The database stopped answering moments ago; not waiting again yet.")
+        while (state := conn.poll()) != extensions.POLL_OK:
+            poller = select.poll()
+            poller.register(conn.fileno(), EVENTS[state])
+            if not poller.poll(self.seconds * 1000):
+                with self.lock:
+                    self.silent_until = self.clock() + self.seconds
+                raise psycopg2.OperationalError(f"The database did not answer within {self.seconds:g} s.")
+
+
+def install() -> None:
+    """Before the process's first connection: sessions read these OPTIONS when they connect."""
+    statement_ms = settings.LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS
+    settings.DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={statement_ms}"
+    extensions.set_wait_callback(BoundedWait(statement_ms / 1000 + 0.5))
