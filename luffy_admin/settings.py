@@ -227,6 +227,9 @@ CELERY_BEAT_SCHEDULER = "schedules.scheduler:FleetScheduler"
 LUFFY_BEAT_SINGLE = env.bool("LUFFY_BEAT_SINGLE", default=False)
 # How long the record of each send (schedules.Dispatch) is kept.
 LUFFY_BEAT_DISPATCH_RETENTION_HOURS = env.int("LUFFY_BEAT_DISPATCH_RETENTION_HOURS", default=24)
+# A file beat touches about once a second, leader or standby, for a container health check
+# (docker-compose.yml reads its age). Unset: no file.
+LUFFY_BEAT_LIVENESS_FILE = env.str("LUFFY_BEAT_LIVENESS_FILE", default="") or None
 # Write last_run_at back after every dispatch so the API's last_run lags by seconds, not minutes.
 CELERY_BEAT_SYNC_EVERY = 1
 # Beat wakes at least this often, which bounds how late it notices a change.

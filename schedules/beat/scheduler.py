@@ -20,12 +20,13 @@ logged, never raised, and the loop keeps going.
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from celery.beat import Scheduler
 from django.conf import settings
 from django.db import connection
 
-from .clock import from_us, microsecond_clock, seconds, us
+from .clock import SECOND, from_us, microsecond_clock, seconds, us
 from .entries import Claim
 from .lock import LeaderLock
 from .publisher import Publisher, Send
@@ -78,6 +79,8 @@ class FleetScheduler(Scheduler):
         self._lock_retry, self._max_sleep = us(self.lock_retry_seconds), us(self.max_interval)
         self._lock_check_at = 0
         self._announced = False
+        self._liveness_file = getattr(settings, "LUFFY_BEAT_LIVENESS_FILE", None)
+        self._liveness_at = 0
 
     @property
     def entries(self):
@@ -115,6 +118,7 @@ class FleetScheduler(Scheduler):
         if not self._announced:
             self._announced = True
             self._announce_single()
+        self._prove_alive(now)
         # Claimed slots are this beat's to send, leader or not: no other beat will.
         self.publisher.drain(now)
         if not self.single and now >= self._lock_check_at:
@@ -131,6 +135,16 @@ class FleetScheduler(Scheduler):
             if due is not None:
                 wake = min(wake, due)
         return seconds(max(0, wake - self._now()))
+
+    def _prove_alive(self, now: int):
+        """Touch the liveness file (at most once a second): a tick that returns proves the loop runs."""
+        if self._liveness_file is None or now < self._liveness_at:
+            return
+        self._liveness_at = now + SECOND
+        try:
+            Path(self._liveness_file).touch()
+        except OSError as exc:  # a health check's file must never stop dispatch
+            logger.warning("beat: cannot touch the liveness file %s: %s", self._liveness_file, exc)
 
     # --- leadership ---------------------------------------------------------------------------
 

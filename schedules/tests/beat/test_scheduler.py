@@ -7,6 +7,8 @@ the messages are read back from the broker queue they were sent to.
 import base64
 import json
 import logging
+import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -375,3 +377,22 @@ def test_dispatch_records_are_kept_for_the_retention_and_the_last_ten_listed(mak
     beat.tick()
     assert Dispatch.objects.filter(slot__lt=now - timedelta(days=1)).exists() is False
     assert [dispatch.slot for dispatch in selectors.schedule_recent_dispatches(fresh(schedule))] == slots[:10]
+
+
+def test_each_beat_touches_the_liveness_file_about_once_a_second(scheduler, clock, settings, tmp_path):
+    """Leader and standby both touch LUFFY_BEAT_LIVENESS_FILE from their ticks, at most once a second."""
+    alive = tmp_path / "beat-alive"
+    settings.LUFFY_BEAT_LIVENESS_FILE = str(alive)
+    leader, standby = scheduler(), scheduler()
+    for beat in (leader, standby):
+        beat.tick()
+        assert alive.exists()
+        os.utime(alive, (0, 0))
+        clock.advance(0.5)
+        beat.tick()
+        assert alive.stat().st_mtime == 0  # not twice within a second
+        clock.advance(0.5)
+        beat.tick()
+        assert time.time() - alive.stat().st_mtime < 5
+        os.utime(alive, (0, 0))
+    assert (leader.is_leader, standby.is_leader) == (True, connection.vendor != "postgresql")
