@@ -19,10 +19,11 @@ from collections import deque
 from datetime import timedelta
 
 from django.db import DatabaseError, InterfaceError, connection, transaction
-from django.db.models import Count, F, Max, Sum
-from django_celery_beat.models import PeriodicTask, PeriodicTasks
+from django.db.models import Count, F, Max, Q, Sum
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import ModelEntry
 
+from ..beat_rows import CRONTAB_FIELDS
 from ..models import Dispatch
 from .clock import MICROSECOND, Clock, from_us, to_us
 from .entries import Claim, Entry
@@ -34,8 +35,6 @@ logger = logging.getLogger(__name__)
 # transaction stamps date_changed when it saves and becomes visible only when it commits (and
 # the writer's clock may run behind ours). Later than that, the reconciliation catches it.
 COMMIT_LAG = timedelta(seconds=10) // MICROSECOND
-# How long after a row's date_changed django-celery-beat's change stamp may follow it.
-STAMP_SLACK = timedelta(seconds=2) // MICROSECOND
 # How far back a new leader reads dispatch claims the old leader may not have written back.
 CLAIM_LOOKBACK = timedelta(minutes=10) // MICROSECOND
 
@@ -77,6 +76,8 @@ class Store:
         self._db_down = False
         self._polled_at = 0  # the change bookmarks, set by each load and poll
         self._last_update: int | None = None
+        self._enabled: tuple[int, int] = (0, 0)  # the enabled rows' digest at the last look
+        self._timings: dict[tuple[str, int], tuple] = {}  # the timing rows at the last look
         self._reconcile_cursor = 0
         self._next = {"poll": 0, "reconcile": 0, "flush": 0, "prune": 0}
         self._dirty: dict[int, tuple[int, int, int]] = {}  # id -> (anchor, runs, date_changed)
@@ -147,6 +148,8 @@ class Store:
 
         def load():
             self._install_configured_entries()
+            # Read before the rows: a change in between shows up as a difference at the next look.
+            digest, timings = self._enabled_digest(), self._timing_rows()
             claimed = dict(
                 Dispatch.objects.filter(sent_at__gte=from_us(self._now() - CLAIM_LOOKBACK))
                 .values_list("periodic_task_name")
@@ -156,14 +159,16 @@ class Store:
             # Streamed in chunks: the whole table is never held as rows next to the entries.
             for row in PeriodicTask.objects.values_list(*ROW_FIELDS, named=True).order_by("id").iterator(2000):
                 table.apply(row, claimed_slot=_us_or_none(claimed.get(row.name)), push=False)
-            return _us_or_none(last_update)
+            # No stamp yet (rows written by SQL or bulk_create into a fresh database) is a
+            # valid state, not a failed load.
+            return _us_or_none(last_update), digest, timings
 
         polled_at = self._now()
         loaded = self._db("loading the schedule", load)
         if loaded is None:
             table.clear()
             return False
-        self._last_update, self._polled_at = loaded, polled_at
+        (self._last_update, self._enabled, self._timings), self._polled_at = loaded, polled_at
         table.finish_load()
         self._reconcile_cursor = 0
         self._next["reconcile"] = self._now() + self._reconcile_every
@@ -180,28 +185,32 @@ class Store:
             ModelEntry.from_entry(name, app=self._app, **fields)
 
     def pick_up_changes(self):
-        """Take in the rows saved since the last look, and deletions when the change stamp says so."""
+        """Take in the rows saved since the last look; when the change stamp moved, what it stands for."""
         polled_at = self._now()
         since = from_us(self._polled_at - COMMIT_LAG)
 
         def poll():
             changed = PeriodicTask.objects.filter(date_changed__gt=since).values_list(*ROW_FIELDS, named=True)
-            return list(changed), _us_or_none(PeriodicTasks.last_change())
+            return list(changed), PeriodicTasks.last_change()
 
         polled = self._db("polling for changes", poll)
         if polled is None:
             return
         rows, last_update = polled
         self._polled_at = polled_at
-        changed = [row for row in rows if self._table.apply(row)]
-        stamp_moved = last_update is not None and last_update != self._last_update
-        self._last_update = last_update
-        # django-celery-beat stamps PeriodicTasks on every instance save and delete. A save
-        # shows up above with a date_changed just before the stamp; a stamp nothing explains
-        # is a delete, worth one aggregate over the table (a delete next to a save within one
-        # poll is left to the reconciliation).
-        if stamp_moved and not any(0 <= last_update - to_us(row.date_changed) < STAMP_SLACK for row in changed):
+        for row in rows:
+            self._table.apply(row)
+        last_update = _us_or_none(last_update)
+        if last_update != self._last_update:
+            self._last_update = last_update
+            # django-celery-beat stamps PeriodicTasks on every instance save and delete, after
+            # its admin's bulk actions (update() + update_changed()) and on every save of a
+            # timing row. A saved row above may explain a stamp, but not how many changes it
+            # stands for: a delete or an admin action in the same poll hides behind it. So
+            # every move is checked, each kind with one cheap query.
             self._find_deletions()
+            self._find_flipped_rows()
+            self._find_retimed_rows()
 
     def _find_deletions(self):
         known = self._table.row_ids
@@ -214,6 +223,58 @@ class Store:
         if ids is not None:
             for row_id in [row_id for row_id in known if row_id not in ids]:
                 self._table.forget(row_id)
+
+    def _enabled_digest(self):
+        """(count, sum of ids) of the enabled rows: moves when a bulk update flips ``enabled``."""
+        enabled = Q(enabled=True)
+        totals = PeriodicTask.objects.aggregate(count=Count("id", filter=enabled), total=Sum("id", filter=enabled))
+        return totals["count"], totals["total"] or 0
+
+    def _find_flipped_rows(self):
+        """After ``queryset.update(enabled=...)`` (the admin's actions) re-read the rows that flipped."""
+        digest = self._db("looking for enabled or disabled rows", self._enabled_digest)
+        if digest is None or digest == self._enabled:
+            return
+        flags = self._db(
+            "looking for enabled or disabled rows", lambda: PeriodicTask.objects.values_list("id", "enabled")
+        )
+        if flags is None:
+            return
+        self._enabled = digest
+        entries = self._table.entries
+        # Enabled rows without an entry include the unschedulable ones: re-read, they cost a hash.
+        self._reread("id", [row_id for row_id, enabled in flags if enabled != (row_id in entries)])
+
+    @staticmethod
+    def _timing_rows() -> dict[tuple[str, int], tuple]:
+        """Every interval and crontab row's fields: few rows, shared by many tasks."""
+        rows = {
+            ("interval_id", row[0]): row[1:] for row in IntervalSchedule.objects.values_list("id", "every", "period")
+        }
+        crontabs = CrontabSchedule.objects.values_list("id", *CRONTAB_FIELDS, "timezone")
+        rows.update({("crontab_id", row[0]): (*row[1:-1], str(row[-1])) for row in crontabs})
+        return rows
+
+    def _find_retimed_rows(self):
+        """After a timing row's save (it stamps the change) re-read the tasks that use it."""
+        timings = self._db("looking for changed timing rows", self._timing_rows)
+        if timings is None:
+            return
+        edited = [key for key, fields in timings.items() if self._timings.get(key, fields) != fields]
+        self._timings = timings
+        for column in ("interval_id", "crontab_id"):
+            self._reread(column, [row_id for kind, row_id in edited if kind == column])
+
+    def _reread(self, column: str, ids: list[int]):
+        """Apply the current version of the rows whose ``column`` is one of ``ids``."""
+        for start in range(0, len(ids), 1000):
+            lookup = {f"{column}__in": ids[start : start + 1000]}
+            rows = self._db(
+                "reading changed rows",
+                lambda lookup=lookup: list(PeriodicTask.objects.filter(**lookup).values_list(*ROW_FIELDS, named=True)),
+            )
+            for row in rows or ():
+                self._table.apply(row)
 
     def _reconcile_page(self, now: int):
         """Compare one page of rows (by id) with memory; a full pass takes ``reconcile_every``."""

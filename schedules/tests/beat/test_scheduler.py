@@ -14,7 +14,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 from django.conf import settings
+from django.contrib import admin
+from django.contrib.messages.storage.fallback import FallbackStorage
 from django.db import connection
+from django.db.models import F
+from django.test import RequestFactory
+from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from luffy_admin.celery import app as celery_app
@@ -396,3 +401,95 @@ def test_each_beat_touches_the_liveness_file_about_once_a_second(scheduler, cloc
         assert time.time() - alive.stat().st_mtime < 5
         os.utime(alive, (0, 0))
     assert (leader.is_leader, standby.is_leader) == (True, connection.vendor != "postgresql")
+
+
+def beat_row(name: str, every: int = 60, **fields) -> PeriodicTask:
+    """A django-celery-beat row made as its own users make one: its models, no luffy schedule."""
+    interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+    return PeriodicTask.objects.create(name=name, task="x.y", interval=interval, queue=QUEUE, **fields)
+
+
+def made_an_hour_ago():
+    """Age every row past the poll's look-back, so only the change under test can bring it back."""
+    PeriodicTask.objects.update(date_changed=F("date_changed") - timedelta(hours=1))
+
+
+def run_admin_action(action: str, queryset):
+    """django-celery-beat's own admin action, as its changelist runs it."""
+    request = RequestFactory().post("/")
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    getattr(beat_admin.PeriodicTaskAdmin(PeriodicTask, admin.site), action)(request, queryset)
+
+
+def test_a_fleet_beat_loads_with_an_empty_change_stamp_table(scheduler, clock, broker):
+    """Rows written without django-celery-beat's stamp (bulk_create, SQL) load and are reconciled."""
+    first = beat_row("stampless-1")
+    PeriodicTasks.objects.all().delete()
+    beat = scheduler()
+    beat.tick()
+    assert set(beat.entries) == {first.pk}
+    interval = IntervalSchedule.objects.get(every=60)
+    second = PeriodicTask.objects.bulk_create([PeriodicTask(name="stampless-2", task="x.y", interval=interval)])[0]
+    clock.advance(beat.reconcile_seconds)
+    beat.tick()
+    assert set(beat.entries) == {first.pk, second.pk}
+
+
+def test_a_delete_next_to_a_save_in_one_poll_is_picked_up(scheduler, clock, broker):
+    """Deleting a row and saving another before the next poll drops the deleted one at that poll."""
+    job = beat_row("job", args='["OLD"]')
+    beat = scheduler()
+    beat.tick()
+    job.delete()
+    new_job = beat_row("job", args='["NEW"]')
+    clock.advance(beat.poll_seconds)
+    beat.tick()
+    assert {entry.name: entry.args for entry in beat.entries.values()} == {"job": '["NEW"]'}
+    assert set(beat.entries) == {new_job.pk}
+
+
+@pytest.mark.parametrize(
+    ("action", "enabled_before", "enabled_after"),
+    [
+        ("disable_tasks", [True, True], [False, False]),
+        ("enable_tasks", [False, False], [True, True]),
+        ("toggle_tasks", [True, False], [False, True]),
+    ],
+)
+def test_django_celery_beat_admin_actions_are_picked_up_at_the_next_poll(
+    scheduler, clock, broker, action, enabled_before, enabled_after
+):
+    """Enable/Disable/Toggle selected (``update()`` + ``update_changed()``) land within one poll."""
+    rows = [beat_row(f"bulk-{n}", enabled=enabled) for n, enabled in enumerate(enabled_before)]
+    bystander = beat_row("bystander")
+    made_an_hour_ago()
+    beat = scheduler()
+    beat.tick()
+    saved = beat_row("saved-in-the-same-poll")  # a save must not hide the action
+    run_admin_action(action, PeriodicTask.objects.filter(pk__in=[row.pk for row in rows]))
+    clock.advance(beat.poll_seconds)
+    beat.tick()
+    assert [row.pk in beat.entries for row in rows] == enabled_after
+    assert bystander.pk in beat.entries and saved.pk in beat.entries
+
+
+@pytest.mark.parametrize("kind", ["crontab", "interval"])
+def test_an_edited_timing_row_is_picked_up_at_the_next_poll(make_schedule, scheduler, clock, broker, kind):
+    """Saving a CrontabSchedule or IntervalSchedule (it stamps the change) retimes its tasks within a poll."""
+    if kind == "crontab":
+        schedule = make_schedule(cron_expression="0 * * * *")
+        timing_row = schedule.periodic_task.crontab
+        timing_row.minute = "45"
+    else:
+        schedule = make_schedule(schedule_type="interval", interval_seconds=600)
+        timing_row = schedule.periodic_task.interval
+        timing_row.every = 900
+    made_an_hour_ago()
+    beat = scheduler()
+    beat.tick()
+    before = due_of(beat, schedule)
+    timing_row.save()
+    clock.advance(beat.poll_seconds)
+    beat.tick()
+    assert due_of(beat, schedule) == selectors.schedule_next_run(fresh(schedule)) != before
