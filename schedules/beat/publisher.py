@@ -11,6 +11,17 @@ from .entries import CATCH_UP, Entry
 
 logger = logging.getLogger(__name__)
 
+# The longest one broker operation (connect, one publish) may block a tick. A broker that hangs
+# (packets dropped, a stopped process) otherwise holds it for the kernel's TCP retransmission
+# timeout, minutes, and with it the claims, the polls and the lock checks.
+BROKER_TIMEOUT = 2.0
+# The transport options that bound every socket operation, by kombu driver type.
+TIMEOUT_OPTIONS = {
+    "redis": {"socket_timeout": BROKER_TIMEOUT, "socket_connect_timeout": BROKER_TIMEOUT},
+    # kombu's pyamqp transport passes its transport options to py-amqp's Connection.
+    "amqp": {"read_timeout": BROKER_TIMEOUT, "write_timeout": BROKER_TIMEOUT},
+}
+
 
 def task_id_for(name: str, slot: int) -> str:
     """The same entry and slot always give the same Celery task id."""
@@ -64,6 +75,11 @@ class Publisher:
         self._producer = None
 
     @property
+    def waiting(self) -> int:
+        """How many claimed sends wait for the broker."""
+        return len(self._pending)
+
+    @property
     def wake_at(self) -> int | None:
         """When the next try is due, while sends are waiting."""
         return self._retry_at if self._pending else None
@@ -75,14 +91,9 @@ class Publisher:
         """Publish waiting sends in order; on a broker error keep the rest for the next try."""
         if now < self._retry_at:
             return
+        self._drop_stale(now)
         while self._pending:
             send = self._pending[0]
-            if send.stale_at < now:
-                self._pending.popleft()
-                logger.error(
-                    "beat: %s slot %s went stale before the broker took it; not sent", send.name, from_us(send.slot)
-                )
-                continue
             try:
                 self._publish(send, now)
             except Exception as exc:  # kombu raises transport-specific errors
@@ -104,13 +115,27 @@ class Publisher:
                 self._broker_down = False
             self._pending.popleft()
 
+    def _drop_stale(self, now: int):
+        """Drop every send past its catch-up window, wherever it waits.
+
+        Sends go stale out of order (a daily slot keeps a day, a one-second slot ten seconds),
+        so during an outage a long-lived send at the head must not shelter the rest.
+        """
+        if not any(send.stale_at < now for send in self._pending):
+            return
+        fresh = deque()
+        for send in self._pending:
+            if send.stale_at < now:
+                logger.error(
+                    "beat: %s slot %s went stale before the broker took it; not sent", send.name, from_us(send.slot)
+                )
+            else:
+                fresh.append(send)
+        self._pending = fresh
+
     def _publish(self, send: Send, now: int):
         if self._producer is None:
-            # No reconnect loop inside a send (kombu's default retries for seconds): a refused
-            # send goes back to the queue and the tick goes on; the next try is ours to time.
-            self._connection = self._app.connection_for_write(
-                transport_options=dict(self._app.conf.broker_transport_options, max_retries=0)
-            )
+            self._connection = self._connect()
             self._producer = self._app.amqp.Producer(self._connection, auto_declare=False)
         logger.info("beat: sending %s (%s) for %s", send.name, send.task, from_us(send.slot))
         # The headers the stock scheduler sends: the worker side knows the entry by its name.
@@ -128,6 +153,18 @@ class Publisher:
             headers=headers,
             **send.options,
         )
+
+    def _connect(self):
+        options = dict(self._app.conf.broker_transport_options)
+        # No reconnect loop inside a send (kombu's default retries for seconds): a refused send
+        # goes back to the queue and the tick goes on; the next try is ours to time.
+        options["max_retries"] = 0
+        connection = self._app.connection_for_write(connect_timeout=BROKER_TIMEOUT)
+        # The driver type is known without any I/O; the options must fit it (py-amqp refuses
+        # redis-py's names and the other way round).
+        options.update(TIMEOUT_OPTIONS.get(connection.transport.driver_type, {}))
+        connection.release()
+        return self._app.connection_for_write(connect_timeout=BROKER_TIMEOUT, transport_options=options)
 
     def close(self):
         """Drop the broker connection; the next send opens a fresh one."""

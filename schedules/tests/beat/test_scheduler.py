@@ -8,6 +8,9 @@ import base64
 import json
 import logging
 import os
+import shutil
+import signal
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -30,7 +33,8 @@ from schedules.beat.publisher import task_id_for
 from schedules.beat.scheduler import FleetScheduler
 from schedules.models import Dispatch
 
-from ..e2e import wait_for
+from ..e2e import free_port, wait_for
+from .test_scheduler_outages import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -493,3 +497,58 @@ def test_an_edited_timing_row_is_picked_up_at_the_next_poll(make_schedule, sched
     clock.advance(beat.poll_seconds)
     beat.tick()
     assert due_of(beat, schedule) == selectors.schedule_next_run(fresh(schedule)) != before
+
+
+@pytest.fixture
+def own_redis(monkeypatch):
+    """A redis-server of this test's own as beat's broker (the shared one is never stopped)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server")
+    server = RedisServer()
+    server.start()
+    monkeypatch.setitem(celery_app.conf, "broker_write_url", f"redis://127.0.0.1:{server.port}/0")
+    yield server
+    server.process.send_signal(signal.SIGCONT)
+    server.stop()
+
+
+def test_a_hung_broker_blocks_no_tick_for_longer_than_three_seconds(scheduler, clock, own_redis):
+    """With the broker stopped (SIGSTOP: packets go unanswered), each tick returns within ~3 s."""
+    beat_row("hung", every=1)
+    beat = scheduler()
+    beat.tick()
+    clock.advance(1.5)
+    beat.tick()  # connected: the broker is known to work
+    assert redis.Redis(port=own_redis.port).llen(QUEUE) == 1
+
+    own_redis.process.send_signal(signal.SIGSTOP)
+    longest = 0.0
+    for _ in range(3):
+        clock.advance(1)
+        ticking = threading.Thread(target=beat.tick, daemon=True)
+        started = time.monotonic()
+        ticking.start()
+        ticking.join(timeout=10)
+        longest = max(longest, time.monotonic() - started)
+        if ticking.is_alive():
+            break
+    own_redis.process.send_signal(signal.SIGCONT)
+    ticking.join(timeout=60)
+    assert longest < 3
+    clock.advance(1)
+    beat.tick()
+    assert redis.Redis(port=own_redis.port).llen(QUEUE) >= 2
+
+
+def test_stale_sends_are_dropped_from_anywhere_in_the_queue_during_a_broker_outage(scheduler, clock, monkeypatch):
+    """A daily slot at the head of the queue keeps its day; the one-second slots behind it keep ten seconds."""
+    monkeypatch.setitem(celery_app.conf, "broker_write_url", f"redis://127.0.0.1:{free_port()}/0")  # refused
+    daily = beat_row("daily", every=86400)
+    PeriodicTask.objects.filter(pk=daily.pk).update(date_changed=clock.now - timedelta(days=1, seconds=-0.1))
+    for n in range(20):
+        beat_row(f"every-second-{n}", every=1)
+    beat = scheduler()
+    run(beat, clock, clock.now + timedelta(seconds=60))
+    # Each one-second schedule keeps at most its last ~11 slots; without the sweep, all 60.
+    assert beat.publisher.waiting <= 1 + 20 * 12
+    assert beat.publisher.waiting >= 1 + 20 * 9
