@@ -227,6 +227,10 @@ CELERY_BEAT_SCHEDULER = "schedules.scheduler:FleetScheduler"
 LUFFY_BEAT_SINGLE = env.bool("LUFFY_BEAT_SINGLE", default=False)
 # How long the record of each send (schedules.Dispatch) is kept.
 LUFFY_BEAT_DISPATCH_RETENTION_HOURS = env.int("LUFFY_BEAT_DISPATCH_RETENTION_HOURS", default=24)
+# On PostgreSQL beat takes changes in as migration 0005's triggers announce them (LISTEN/NOTIFY,
+# within ~50 ms); off, or where LISTEN cannot work (PgBouncer in transaction pooling), it polls
+# every 0.5 s. https://www.postgresql.org/docs/current/sql-notify.html
+LUFFY_BEAT_LISTEN = env.bool("LUFFY_BEAT_LISTEN", default=True)
 # A file beat touches about once a second, leader or standby, for a container health check
 # (docker-compose.yml reads its age). Unset: no file.
 LUFFY_BEAT_LIVENESS_FILE = env.str("LUFFY_BEAT_LIVENESS_FILE", default="") or None

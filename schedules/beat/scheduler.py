@@ -28,6 +28,7 @@ from django.db import connection
 
 from .clock import SECOND, from_us, microsecond_clock, seconds, us
 from .entries import Claim
+from .listen import ChangeListener
 from .lock import LeaderLock
 from .publisher import Publisher, Send
 from .store import Store
@@ -43,6 +44,8 @@ class FleetScheduler(Scheduler):
     """
 
     poll_seconds = 0.5
+    # With change notifications (PostgreSQL), how often a tick looks for them: the pickup delay.
+    listen_seconds = 0.05
     reconcile_seconds = 60.0
     reconcile_page = 500
     flush_seconds = 2.0
@@ -65,6 +68,8 @@ class FleetScheduler(Scheduler):
             clock=self._now,
             single=self.single,
             poll_every=us(self.poll_seconds),
+            listener=ChangeListener(connection) if self._listens() else None,
+            listen_every=us(self.listen_seconds),
             reconcile_every=us(self.reconcile_seconds),
             reconcile_page=self.reconcile_page,
             flush_every=us(self.flush_seconds),
@@ -81,6 +86,10 @@ class FleetScheduler(Scheduler):
         self._announced = False
         self._liveness_file = getattr(settings, "LUFFY_BEAT_LIVENESS_FILE", None)
         self._liveness_at = 0
+
+    @staticmethod
+    def _listens() -> bool:
+        return connection.vendor == "postgresql" and getattr(settings, "LUFFY_BEAT_LISTEN", True)
 
     @property
     def entries(self):
@@ -103,6 +112,7 @@ class FleetScheduler(Scheduler):
         try:
             super().close()
         finally:
+            self.store.close()
             self.publisher.close()
             if self.lock is not None:
                 self.lock.release()

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 # transaction stamps date_changed when it saves and becomes visible only when it commits (and
 # the writer's clock may run behind ours). Later than that, the reconciliation catches it.
 COMMIT_LAG = timedelta(seconds=10) // MICROSECOND
+# How often a lost change-notification session is opened again (polling meanwhile).
+LISTEN_RETRY = timedelta(seconds=1) // MICROSECOND
 # How far back a new leader reads dispatch claims the old leader may not have written back.
 CLAIM_LOOKBACK = timedelta(minutes=10) // MICROSECOND
 
@@ -60,6 +62,8 @@ class Store:
         clock: Clock,
         single: bool,
         poll_every: int,
+        listener=None,
+        listen_every: int = 0,
         reconcile_every: int,
         reconcile_page: int,
         flush_every: int,
@@ -71,6 +75,7 @@ class Store:
         self._app = app
         self._now = clock
         self._single = single
+        self._listener, self._listen_every = listener, listen_every
         self._poll_every, self._reconcile_every, self._page_size = poll_every, reconcile_every, reconcile_page
         self._flush_every, self._prune_every, self._retention = flush_every, prune_every, retention
         self._db_down = False
@@ -79,7 +84,7 @@ class Store:
         self._enabled: tuple[int, int] = (0, 0)  # the enabled rows' digest at the last look
         self._timings: dict[tuple[str, int], tuple] = {}  # the timing rows at the last look
         self._reconcile_cursor = 0
-        self._next = {"poll": 0, "reconcile": 0, "flush": 0, "prune": 0}
+        self._next = {"poll": 0, "reconcile": 0, "flush": 0, "prune": 0, "listen": 0}
         self._dirty: dict[int, tuple[int, int, int]] = {}  # id -> (anchor, runs, date_changed)
         # Claims made while the database is down (single-beat mode); the oldest go first.
         self._unsaved_claims: deque[Claim] = deque(maxlen=max_unsaved_claims)
@@ -92,8 +97,10 @@ class Store:
     def keep_up(self, now: int):
         """Take in changes, write run state back, prune: each when its time has come."""
         if now >= self._next["poll"]:
-            self._next["poll"] = now + self._poll_every
-            self.pick_up_changes()
+            listening = self._listener is not None and self._take_notifications(now)
+            self._next["poll"] = now + (self._listen_every if listening else self._poll_every)
+            if not listening:
+                self.pick_up_changes()
         if now >= self._next["reconcile"]:
             self._reconcile_page(now)
         if self._dirty and now >= self._next["flush"]:
@@ -108,10 +115,15 @@ class Store:
     def reset(self):
         """After a step-down: the run state not written is the next leader's to rebuild."""
         self._dirty.clear()
+        self.close()
         try:
             connection.close()  # most likely dead too; the next load opens a fresh one
         except _database_errors():
             pass
+
+    def close(self):
+        if self._listener is not None:
+            self._listener.stop()
 
     def _db(self, what: str, work):
         """Run ``work()`` against the database; on an outage log once and return None."""
@@ -164,6 +176,9 @@ class Store:
             return _us_or_none(last_update), digest, timings
 
         polled_at = self._now()
+        if self._listener is not None:
+            # Before the rows are read: a change committed after this is announced.
+            self._listener.start()
         loaded = self._db("loading the schedule", load)
         if loaded is None:
             table.clear()
@@ -183,6 +198,36 @@ class Store:
         """Put ``beat_schedule`` (beat's heartbeat) into the table, as the stock scheduler does at start."""
         for name, fields in self._app.conf.beat_schedule.items():
             ModelEntry.from_entry(name, app=self._app, **fields)
+
+    def _take_notifications(self, now: int) -> bool:
+        """Apply what the triggers announced; False while not listening (the caller polls)."""
+        payloads = self._listener.take() if self._listener.listening else None
+        if payloads is None:
+            if now < self._next["listen"] or not self._listener.start():
+                self._next["listen"] = now + LISTEN_RETRY
+                return False
+            # Whatever committed while nobody listened was announced to no one: one poll
+            # (with every stamp check) and a reconciliation pass from the start catch it.
+            logger.info("beat: listening for changes again; catching up")
+            self.pick_up_changes()
+            self._reconcile_cursor, self._next["reconcile"] = 0, now
+            return True
+        # Everything committed before this read was announced: a later catch-up poll starts here.
+        self._polled_at = now
+        ids: dict[str, set[int]] = {}
+        for payload in payloads:
+            kind, _, named = payload.partition(":")
+            if named == "*":  # too many rows to name: compare the whole table, starting now
+                self._reconcile_cursor, self._next["reconcile"] = 0, now
+                self._find_deletions()
+            else:
+                ids.setdefault("id" if kind == "task" else f"{kind}_id", set()).update(map(int, named.split(",")))
+        for column, named in ids.items():
+            found = self._reread(column, sorted(named))
+            if column == "id" and found is not None:
+                for row_id in named - found:
+                    self._table.forget(row_id)
+        return True
 
     def pick_up_changes(self):
         """Take in the rows saved since the last look; when the change stamp moved, what it stands for."""
@@ -265,16 +310,21 @@ class Store:
         for column in ("interval_id", "crontab_id"):
             self._reread(column, [row_id for kind, row_id in edited if kind == column])
 
-    def _reread(self, column: str, ids: list[int]):
-        """Apply the current version of the rows whose ``column`` is one of ``ids``."""
+    def _reread(self, column: str, ids: list[int]) -> set[int] | None:
+        """Apply the current version of the rows whose ``column`` is one of ``ids``; their ids."""
+        found = set()
         for start in range(0, len(ids), 1000):
             lookup = {f"{column}__in": ids[start : start + 1000]}
             rows = self._db(
                 "reading changed rows",
                 lambda lookup=lookup: list(PeriodicTask.objects.filter(**lookup).values_list(*ROW_FIELDS, named=True)),
             )
-            for row in rows or ():
+            if rows is None:
+                return None
+            for row in rows:
                 self._table.apply(row)
+                found.add(row.id)
+        return found
 
     def _reconcile_page(self, now: int):
         """Compare one page of rows (by id) with memory; a full pass takes ``reconcile_every``."""

@@ -130,6 +130,30 @@ def run(scheduler, clock, until: datetime, step=0.25):
         clock.advance(step)
 
 
+def pick_up(beat, clock, condition):
+    """Tick a poll (or notification check) period apart until ``condition()``.
+
+    A notification reaches the listening session a moment after the commit, not with it.
+    """
+    listening = connection.vendor == "postgresql" and settings.LUFFY_BEAT_LISTEN
+
+    def ticked():
+        clock.advance(beat.listen_seconds if listening else beat.poll_seconds)
+        beat.tick()
+        return condition()
+
+    wait_for(ticked, timeout=5, interval=0.01, what="beat to take the change in")
+
+
+@pytest.fixture(params=["poll", "notify"])
+def pickup(request, settings):
+    """Both ways a change reaches beat: polling (SQLite, or LUFFY_BEAT_LISTEN off) and NOTIFY."""
+    if request.param == "notify" and connection.vendor != "postgresql":
+        pytest.skip("NOTIFY is PostgreSQL's")
+    settings.LUFFY_BEAT_LISTEN = request.param == "notify"
+    return request.param
+
+
 def due_of(instance, schedule) -> datetime | None:
     entry = instance.entries.get(schedule.periodic_task_id)
     return from_us(entry.due) if entry else None
@@ -216,8 +240,11 @@ def test_run_state_is_written_back_in_a_batch_without_signalling_a_change(make_s
         ("sql_retime", "api next_run"),
     ],
 )
-def test_changes_are_picked_up_one_row_at_a_time(make_schedule, actor, scheduler, clock, broker, change, expected):
-    """Write-path changes land at the next poll; SQL that bypasses every signal, at reconciliation."""
+def test_changes_are_picked_up_one_row_at_a_time(
+    make_schedule, actor, scheduler, clock, broker, pickup, change, expected
+):
+    """Write-path changes land at the next poll or notification; SQL that bypasses every signal, by
+    notification or at reconciliation."""
     schedule = make_schedule(cron_expression="0 * * * *")
     bystander = make_schedule(cron_expression="30 * * * *")
     beat = scheduler()
@@ -234,11 +261,15 @@ def test_changes_are_picked_up_one_row_at_a_time(make_schedule, actor, scheduler
         PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(enabled=False)
     else:
         CrontabSchedule.objects.filter(pk=schedule.periodic_task.crontab_id).update(minute="45")
-    clock.advance(beat.poll_seconds)
-    beat.tick()
-    if change.startswith("sql"):
+    if change.startswith("sql") and pickup == "poll":
         clock.advance(beat.reconcile_seconds)
-        beat.tick()
+
+    def settled():
+        if expected is None:
+            return due_of(beat, schedule) is None
+        return due_of(beat, schedule) == selectors.schedule_next_run(fresh(schedule))
+
+    pick_up(beat, clock, settled)
 
     if expected is None:
         assert due_of(beat, schedule) is None
@@ -426,7 +457,7 @@ def run_admin_action(action: str, queryset):
     getattr(beat_admin.PeriodicTaskAdmin(PeriodicTask, admin.site), action)(request, queryset)
 
 
-def test_a_fleet_beat_loads_with_an_empty_change_stamp_table(scheduler, clock, broker):
+def test_a_fleet_beat_loads_with_an_empty_change_stamp_table(scheduler, clock, broker, pickup):
     """Rows written without django-celery-beat's stamp (bulk_create, SQL) load and are reconciled."""
     first = beat_row("stampless-1")
     PeriodicTasks.objects.all().delete()
@@ -440,17 +471,15 @@ def test_a_fleet_beat_loads_with_an_empty_change_stamp_table(scheduler, clock, b
     assert set(beat.entries) == {first.pk, second.pk}
 
 
-def test_a_delete_next_to_a_save_in_one_poll_is_picked_up(scheduler, clock, broker):
+def test_a_delete_next_to_a_save_in_one_poll_is_picked_up(scheduler, clock, broker, pickup):
     """Deleting a row and saving another before the next poll drops the deleted one at that poll."""
     job = beat_row("job", args='["OLD"]')
     beat = scheduler()
     beat.tick()
     job.delete()
     new_job = beat_row("job", args='["NEW"]')
-    clock.advance(beat.poll_seconds)
-    beat.tick()
+    pick_up(beat, clock, lambda: set(beat.entries) == {new_job.pk})
     assert {entry.name: entry.args for entry in beat.entries.values()} == {"job": '["NEW"]'}
-    assert set(beat.entries) == {new_job.pk}
 
 
 @pytest.mark.parametrize(
@@ -462,7 +491,7 @@ def test_a_delete_next_to_a_save_in_one_poll_is_picked_up(scheduler, clock, brok
     ],
 )
 def test_django_celery_beat_admin_actions_are_picked_up_at_the_next_poll(
-    scheduler, clock, broker, action, enabled_before, enabled_after
+    scheduler, clock, broker, pickup, action, enabled_before, enabled_after
 ):
     """Enable/Disable/Toggle selected (``update()`` + ``update_changed()``) land within one poll."""
     rows = [beat_row(f"bulk-{n}", enabled=enabled) for n, enabled in enumerate(enabled_before)]
@@ -472,14 +501,12 @@ def test_django_celery_beat_admin_actions_are_picked_up_at_the_next_poll(
     beat.tick()
     saved = beat_row("saved-in-the-same-poll")  # a save must not hide the action
     run_admin_action(action, PeriodicTask.objects.filter(pk__in=[row.pk for row in rows]))
-    clock.advance(beat.poll_seconds)
-    beat.tick()
-    assert [row.pk in beat.entries for row in rows] == enabled_after
+    pick_up(beat, clock, lambda: [row.pk in beat.entries for row in rows] == enabled_after)
     assert bystander.pk in beat.entries and saved.pk in beat.entries
 
 
 @pytest.mark.parametrize("kind", ["crontab", "interval"])
-def test_an_edited_timing_row_is_picked_up_at_the_next_poll(make_schedule, scheduler, clock, broker, kind):
+def test_an_edited_timing_row_is_picked_up_at_the_next_poll(make_schedule, scheduler, clock, broker, pickup, kind):
     """Saving a CrontabSchedule or IntervalSchedule (it stamps the change) retimes its tasks within a poll."""
     if kind == "crontab":
         schedule = make_schedule(cron_expression="0 * * * *")
@@ -494,9 +521,8 @@ def test_an_edited_timing_row_is_picked_up_at_the_next_poll(make_schedule, sched
     beat.tick()
     before = due_of(beat, schedule)
     timing_row.save()
-    clock.advance(beat.poll_seconds)
-    beat.tick()
-    assert due_of(beat, schedule) == selectors.schedule_next_run(fresh(schedule)) != before
+    pick_up(beat, clock, lambda: due_of(beat, schedule) != before)
+    assert due_of(beat, schedule) == selectors.schedule_next_run(fresh(schedule))
 
 
 @pytest.fixture
@@ -552,3 +578,49 @@ def test_stale_sends_are_dropped_from_anywhere_in_the_queue_during_a_broker_outa
     # Each one-second schedule keeps at most its last ~11 slots; without the sweep, all 60.
     assert beat.publisher.waiting <= 1 + 20 * 12
     assert beat.publisher.waiting >= 1 + 20 * 9
+
+
+def listening_sessions() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'luffy-beat-listen' "
+            "AND datname = current_database()"
+        )
+        return cursor.fetchone()[0]
+
+
+def disable_with_sql(row_id: int):
+    """What an operator's psql does: no change stamp, no date_changed."""
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE django_celery_beat_periodictask SET enabled = false WHERE id = %s", [row_id])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="NOTIFY is PostgreSQL's")
+def test_raw_sql_reaches_a_listening_beat_through_notify(make_schedule, scheduler, clock, broker):
+    """A change no stamp or date_changed reveals is in within a few notification checks, not at reconciliation."""
+    schedule = make_schedule(schedule_type="interval", interval_seconds=600)
+    beat = scheduler()
+    beat.tick()
+    assert listening_sessions() == 1
+    disable_with_sql(schedule.periodic_task_id)
+    pick_up(beat, clock, lambda: due_of(beat, schedule) is None)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="NOTIFY is PostgreSQL's")
+def test_a_notification_lost_with_the_listening_session_is_repaired_on_reconnect(
+    make_schedule, scheduler, clock, broker, caplog
+):
+    """Changes made while the listening session was gone are caught up as soon as it is back."""
+    schedule = make_schedule(schedule_type="interval", interval_seconds=600)
+    beat = scheduler()
+    beat.tick()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'luffy-beat-listen' "
+            "AND datname = current_database()"
+        )
+    wait_for(lambda: listening_sessions() == 0, timeout=10, what="the listening session to end")
+    disable_with_sql(schedule.periodic_task_id)  # announced to no one
+    pick_up(beat, clock, lambda: due_of(beat, schedule) is None)
+    assert listening_sessions() == 1
+    assert "listening for changes again; catching up" in caplog.text
