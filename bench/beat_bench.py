@@ -172,7 +172,7 @@ def measure_in_process(scheduler_key: str) -> dict:
         time.sleep(0.01)
         started = time.perf_counter()
         if scheduler_key == "fleet":
-            scheduler.store.pick_up_changes()
+            scheduler.store.pickup.pick_up_changes()
         else:
             scheduler.schedule  # noqa: B018 (the property reloads when the change stamp moved)
             scheduler.populate_heap()
