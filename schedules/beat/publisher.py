@@ -1,5 +1,6 @@
 """Claimed slots on their way to the broker: kept in order, retried while the broker refuses them."""
 
+import itertools
 import json
 import logging
 import uuid
@@ -65,9 +66,13 @@ class Send:
 class Publisher:
     """Sends waiting for the broker, oldest first, and the broker connection they go through."""
 
-    def __init__(self, app, *, retry_every: int):
+    def __init__(self, app, *, retry_every: int, batch_size: int = 500):
         self._app = app
         self._retry_every = retry_every
+        self._batch_size = batch_size
+        # After a failed send the next tries go one at a time, until the queue is empty again.
+        self._batching = True
+        self._pipelines = False  # whether the connected transport publishes a batch in one go
         self._pending: deque[Send] = deque()
         self._retry_at = 0
         self._broker_down = False
@@ -95,9 +100,10 @@ class Publisher:
         while self._pending:
             send = self._pending[0]
             try:
-                self._publish(send, now)
+                went = self._publish(now)
             except Exception as exc:  # kombu raises transport-specific errors
                 self.close()
+                self._batching = False
                 self._retry_at = now + self._retry_every
                 if not self._broker_down:
                     logger.error(
@@ -113,7 +119,9 @@ class Publisher:
             if self._broker_down:
                 logger.info("beat: broker reachable again; sending %d waiting slots", len(self._pending))
                 self._broker_down = False
-            self._pending.popleft()
+            for _ in range(went):
+                self._pending.popleft()
+        self._batching = True
 
     def _drop_stale(self, now: int):
         """Drop every send past its catch-up window, wherever it waits.
@@ -133,10 +141,28 @@ class Publisher:
                 fresh.append(send)
         self._pending = fresh
 
-    def _publish(self, send: Send, now: int):
+    def _publish(self, now: int) -> int:
+        """Publish the head of the queue, a batch of it where the transport allows; how many went.
+
+        Redis (kombu's ``Producer.batch``): one pipeline of the very messages ``send_task``
+        builds, so ~500 sends cost one round trip. Other transports publish each at once
+        inside a batch, so a failure half-way would leave no record of which went: they go
+        one at a time, as does everything after a failure (then the send that fails is known).
+        """
         if self._producer is None:
             self._connection = self._connect()
             self._producer = self._app.amqp.Producer(self._connection, auto_declare=False)
+        if not (self._batching and self._pipelines and self._batch_size > 1 and len(self._pending) > 1):
+            self._send_task(self._pending[0], now)
+            return 1
+        sends = list(itertools.islice(self._pending, self._batch_size))
+        # max_size counts Redis commands (a queue with x-expires adds some): never flush midway.
+        with self._producer.batch(max_size=10 * len(sends)):
+            for send in sends:
+                self._send_task(send, now)
+        return len(sends)
+
+    def _send_task(self, send: Send, now: int):
         logger.info("beat: sending %s (%s) for %s", send.name, send.task, from_us(send.slot))
         # The headers the stock scheduler sends: the worker side knows the entry by its name.
         headers = dict(json.loads(send.headers), periodic_task_name=send.name, celery_beat_task=True)
@@ -163,6 +189,7 @@ class Publisher:
         # The driver type is known without any I/O; the options must fit it (py-amqp refuses
         # redis-py's names and the other way round).
         options.update(TIMEOUT_OPTIONS.get(connection.transport.driver_type, {}))
+        self._pipelines = connection.transport.driver_type == "redis"
         connection.release()
         return self._app.connection_for_write(connect_timeout=BROKER_TIMEOUT, transport_options=options)
 
