@@ -39,6 +39,7 @@ SCHEDULERS = {
 }
 QUEUE = "bench"
 PERIOD = 900
+BURST = 10_000  # slots due on the same second (capped at N)
 TASK = "src.services.tasks.fetch_and_process_logs"
 
 
@@ -194,12 +195,153 @@ def measure_in_process(scheduler_key: str) -> dict:
     sent = broker().llen(QUEUE) - already
     scheduler.close()
     broker().delete(QUEUE)
-    return {
+    results = {
         "load_s": load_s,
         "reload_after_one_change_ms": statistics.median(reloads) * 1000,
         "dispatch_per_s": sent / elapsed,
         "in_process_rss_mb": loaded_rss,
         "memory_per_schedule_kb": (loaded_rss - baseline) * 1024 / max(n, 1),
+    }
+    if scheduler_key == "fleet":
+        results.update(measure_pickup_by_kind(cls))
+        results.update(measure_burst(cls, min(n, BURST)))
+    return results
+
+
+class Ticking:
+    """A scheduler ticking in a thread as ``celery beat`` runs it: tick, sleep what it returns."""
+
+    def __init__(self, cls):
+        from luffy_admin.celery import app
+
+        self.scheduler = cls(app=app)
+        self.scheduler.tick()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self._stop.wait(self.scheduler.tick())
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.scheduler.close()
+
+
+def wait_until(condition, timeout=10.0) -> float | None:
+    """Seconds until ``condition()`` (checked every millisecond); None on timeout."""
+    started = time.time()
+    while time.time() - started < timeout:
+        if condition():
+            return time.time() - started
+        time.sleep(0.001)
+    return None
+
+
+def applied(kind: str, row, entries) -> bool:
+    """Whether the scheduler's table holds the change ``measure_pickup_by_kind`` made to ``row``."""
+    entry = entries.get(row.id)
+    if kind == "save":
+        return entry is not None and entry.args == row.args
+    if kind == "timing_row":
+        return entry is not None and entry.timing.micros == 2 * PERIOD * 1_000_000
+    return entry is None  # deleted, or disabled by the admin action
+
+
+def measure_pickup_by_kind(cls, per_kind: int = 20) -> dict:
+    """Change-to-applied pickup of a ticking fleet scheduler, per kind of change.
+
+    save (``row.save()``), delete, admin bulk action (django-celery-beat's "Disable selected":
+    ``update()`` + ``update_changed()``) and timing-row edit (an ``IntervalSchedule`` saved).
+    Measured from the commit to the scheduler's table holding the change.
+    """
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+    ticking = Ticking(cls)
+    entries = ticking.scheduler.entries
+    rows = list(PeriodicTask.objects.filter(id__in=list(entries)).order_by("?")[: 4 * per_kind])
+    timings = {}
+    for row in rows[3 * per_kind :]:  # each timing probe on an interval row of its own
+        row.interval = IntervalSchedule.objects.create(every=PERIOD + row.id, period=IntervalSchedule.SECONDS)
+        row.save()
+        timings[row.id] = row.interval
+    wait_until(lambda: all(entries[row_id].timing.micros == (PERIOD + row_id) * 1_000_000 for row_id in timings))
+    results, kinds = {}, {}
+    for kind, probes in zip(
+        ("save", "delete", "admin_action", "timing_row"),
+        (rows[:per_kind], rows[per_kind : 2 * per_kind], rows[2 * per_kind : 3 * per_kind], rows[3 * per_kind :]),
+        strict=True,
+    ):
+        times = []
+        for row in probes:
+            time.sleep(random.uniform(0, 0.1))  # no fixed phase against the scheduler's looks
+            if kind == "save":
+                row.args = json.dumps([f"edited-{time.time()}"])
+                row.save()
+            elif kind == "delete":
+                row.delete()
+            elif kind == "admin_action":
+                PeriodicTask.objects.filter(pk=row.pk).update(enabled=False, last_run_at=None)
+                PeriodicTasks.update_changed()
+            else:
+                timings[row.id].every = 2 * PERIOD
+                timings[row.id].save()
+            took = wait_until(lambda kind=kind, row=row: applied(kind, row, entries))
+            if took is not None:
+                times.append(took)
+        kinds[kind] = f"{len(times)}/{len(probes)}"
+        results[f"pickup_{kind}_p50_s"] = percentile(times, 0.5)
+        results[f"pickup_{kind}_p99_s"] = percentile(times, 0.99)
+    results["pickup_kinds_picked_up"] = kinds
+    ticking.close()
+    return results
+
+
+def measure_burst(cls, count: int) -> dict:
+    """``count`` slots due on the same second with all rows loaded: how soon are they all on the broker?
+
+    The rows are aligned 3 s ahead (the scheduler loads meanwhile); the broker queue's length is
+    sampled every 2 ms, so the k-th message's arrival is known to within a sample.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
+
+    from schedules.models import Dispatch
+
+    client = broker()
+    client.delete(QUEUE)
+    Dispatch.objects.all().delete()
+    aligned = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    ids = list(PeriodicTask.objects.order_by("?").values_list("id", flat=True)[:count])
+    PeriodicTask.objects.update(last_run_at=aligned - timedelta(seconds=PERIOD / 2))  # the rest: not due now
+    PeriodicTask.objects.filter(id__in=ids).update(last_run_at=aligned - timedelta(seconds=PERIOD))
+    PeriodicTasks.update_changed()
+    ticking = Ticking(cls)
+    samples = []
+    deadline = aligned.timestamp() + 120
+    while time.time() < deadline:
+        length = client.llen(QUEUE)
+        samples.append((time.time(), length))
+        if length >= count:
+            break
+        time.sleep(0.002)
+    ticking.close()
+    client.delete(QUEUE)
+    slot = aligned.timestamp()
+    arrivals, reached = [], 0
+    for at, length in samples:
+        arrivals.extend([at - slot] * (length - reached))
+        reached = max(reached, length)
+    return {
+        "burst_slots": count,
+        "burst_sent": reached,
+        "burst_last_on_broker_s": arrivals[-1] if reached >= count else None,
+        "burst_lateness_p50_s": percentile(arrivals, 0.5),
+        "burst_lateness_p99_s": percentile(arrivals, 0.99),
+        "burst_per_s": reached / arrivals[-1] if arrivals else None,
     }
 
 
@@ -308,6 +450,15 @@ ROWS = [
     ("lateness_p99_s", "lateness p99, 1 edit/s (s)", "{:.3f}"),
     ("due_sent_in_window", "slots due in the window, sent", "{}"),
     ("beat_rss_mb", "beat process RSS (MB)", "{:.0f}"),
+    *(
+        (f"pickup_{kind}_{q}_s", f"pickup {kind.replace('_', ' ')} {q} (s)", "{:.3f}")
+        for kind in ("save", "delete", "admin_action", "timing_row")
+        for q in ("p50", "p99")
+    ),
+    ("burst_slots", "burst: slots due on one second", "{:,}"),
+    ("burst_last_on_broker_s", "burst: last on the broker after (s)", "{:.2f}"),
+    ("burst_lateness_p99_s", "burst: lateness p99 (s)", "{:.2f}"),
+    ("burst_per_s", "burst: sends/s", "{:.0f}"),
     ("memory_per_schedule_kb", "memory per schedule (KB)", "{:.2f}"),
 ]
 

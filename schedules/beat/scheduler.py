@@ -120,7 +120,8 @@ class FleetScheduler(Scheduler):
     @property
     def info(self):
         mode = "single beat, no leader lock" if self.single else "PostgreSQL advisory lock, standbys allowed"
-        return f"    . fleet scheduler -> {mode}"
+        pickup = "PostgreSQL notifications" if self._listens() else "polling every 0.5 s"
+        return f"    . fleet scheduler (luffy-admin; -S django is the stock one) -> {mode}; changes by {pickup}"
 
     def tick(self, *args, **kwargs):
         """One pass: keep leadership and state fresh, then send what is due. Returns seconds to sleep."""
