@@ -10,6 +10,10 @@ For each size it seeds N interval schedules (every 15 minutes, last runs spread 
   one change (one row saved, then the work that takes it in: the stock scheduler's re-read and
   heap rebuild, the fleet scheduler's poll; median of 5), and dispatch rate with all N due
   (ticks driven directly, real broker, 5 s or until all are sent);
+- fleet only, in-process with a real clock: a burst (``min(N, 10,000)`` slots due on the same
+  second with all N loaded: when the last is on the broker, lateness p50/p99, sends/s), then
+  change-to-applied pickup p50/p99 per kind of change (save, delete, django-celery-beat's
+  admin bulk action, timing-row edit; 20 each);
 - as a real ``celery beat`` process for ``--window`` seconds, from ``--settle`` seconds after
   its first send (slots that came due while it loaded go first): one row edited each second (its
   last run moved back so it is due at once, saved as the admin saves it), the broker queue read
@@ -203,8 +207,8 @@ def measure_in_process(scheduler_key: str) -> dict:
         "memory_per_schedule_kb": (loaded_rss - baseline) * 1024 / max(n, 1),
     }
     if scheduler_key == "fleet":
-        results.update(measure_pickup_by_kind(cls))
         results.update(measure_burst(cls, min(n, BURST)))
+        results.update(measure_pickup_by_kind(cls))  # last: it deletes and disables rows
     return results
 
 
@@ -240,11 +244,11 @@ def wait_until(condition, timeout=10.0) -> float | None:
     return None
 
 
-def applied(kind: str, row, entries) -> bool:
-    """Whether the scheduler's table holds the change ``measure_pickup_by_kind`` made to ``row``."""
-    entry = entries.get(row.id)
+def applied(kind: str, row_id: int, args: str, entries) -> bool:
+    """Whether the scheduler's table holds the change ``measure_pickup_by_kind`` made to the row."""
+    entry = entries.get(row_id)
     if kind == "save":
-        return entry is not None and entry.args == row.args
+        return entry is not None and entry.args == args
     if kind == "timing_row":
         return entry is not None and entry.timing.micros == 2 * PERIOD * 1_000_000
     return entry is None  # deleted, or disabled by the admin action
@@ -276,6 +280,7 @@ def measure_pickup_by_kind(cls, per_kind: int = 20) -> dict:
     ):
         times = []
         for row in probes:
+            row_id = row.id  # a deleted instance forgets its id
             time.sleep(random.uniform(0, 0.1))  # no fixed phase against the scheduler's looks
             if kind == "save":
                 row.args = json.dumps([f"edited-{time.time()}"])
@@ -288,7 +293,7 @@ def measure_pickup_by_kind(cls, per_kind: int = 20) -> dict:
             else:
                 timings[row.id].every = 2 * PERIOD
                 timings[row.id].save()
-            took = wait_until(lambda kind=kind, row=row: applied(kind, row, entries))
+            took = wait_until(lambda kind=kind, row_id=row_id, args=row.args: applied(kind, row_id, args, entries))
             if took is not None:
                 times.append(took)
         kinds[kind] = f"{len(times)}/{len(probes)}"
