@@ -442,6 +442,61 @@ def measure_beat(scheduler_key: str, due: dict[str, float], window: float, settl
     }
 
 
+# --- publishing alone, per broker --------------------------------------------------------
+
+
+def measure_publish(url: str, count: int = BURST) -> dict:
+    """``count`` claimed sends handed to the publisher at once: until all are on the broker.
+
+    The scheduler's claims and run state left out, so Redis and RabbitMQ compare directly. The
+    queue is one of this run's own; RabbitMQ's length comes from a passive declare.
+    """
+    from kombu import Exchange, Queue
+
+    from luffy_admin.celery import app
+    from schedules.beat.clock import SECOND, us
+    from schedules.beat.publisher import Publisher, Send, task_id_for
+
+    name = f"bench-publish-{os.getpid()}"
+    saved = app.conf.broker_url, app.conf.broker_write_url
+    app.conf.broker_url = app.conf.broker_write_url = url
+    app._pool = app.amqp._producer_pool = None
+    try:
+        with app.connection_for_write() as connection:
+            queue = Queue(name, Exchange(name), routing_key=name)(connection.default_channel)
+            queue.declare()
+            queue.purge()
+            now = us(time.time())
+            publisher = Publisher(app, retry_every=SECOND)
+            for n in range(count):
+                publisher.add(
+                    Send(
+                        name=f"bench-{n:06d}",
+                        task=TASK,
+                        args=json.dumps([f"svc-{n}"]),
+                        kwargs="{}",
+                        headers="{}",
+                        options={"queue": name},
+                        slot=now,
+                        task_id=task_id_for(f"bench-{n:06d}", now),
+                        period=PERIOD * SECOND,
+                        stale_at=now + PERIOD * SECOND,
+                    )
+                )
+            started = time.perf_counter()
+            publisher.drain(now)
+            publisher.close()
+            while queue.queue_declare(passive=True).message_count < count and time.perf_counter() - started < 120:
+                time.sleep(0.005)
+            elapsed = time.perf_counter() - started
+            on_broker = queue.queue_declare(passive=True).message_count
+            queue.delete()
+    finally:
+        app.conf.broker_url, app.conf.broker_write_url = saved
+        app._pool = app.amqp._producer_pool = None
+    return {"sends": count, "on_broker": on_broker, "seconds": elapsed, "per_s": on_broker / elapsed}
+
+
 # --- report -------------------------------------------------------------------------------
 
 ROWS = [
@@ -492,6 +547,7 @@ def main():
     parser.add_argument("--window", type=float, default=30, help="seconds of real-time run per scheduler")
     parser.add_argument("--settle", type=float, default=5, help="seconds after the first send before measuring")
     parser.add_argument("--database", default="luffy_bench")
+    parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672//", help="RabbitMQ for the publish figure")
     parser.add_argument("--json", default=str(ROOT / "var" / "bench.json"))
     parser.add_argument("--measure", choices=SCHEDULERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -526,8 +582,19 @@ def main():
             print(f"{n:,} schedules, {key}: beat process, {args.window:.0f} s at one edit per second", flush=True)
             due = seed(n)
             results[n][key].update(measure_beat(key, due, args.window, args.settle, tmp))
-    Path(args.json).write_text(json.dumps(results, indent=2))
+    from django.conf import settings
+
+    publishing = {}
+    for broker_name, url in (("redis", settings.CELERY_BROKER_URL), ("rabbitmq", args.amqp)):
+        print(f"publishing {BURST:,} sends at once: {broker_name}", flush=True)
+        try:
+            publishing[broker_name] = measure_publish(url)
+        except Exception as exc:  # a broker that is not there leaves its figure out, not the run
+            publishing[broker_name] = {"error": str(exc)}
+    Path(args.json).write_text(json.dumps({**results, "publish": publishing}, indent=2))
     print(table(results))
+    for broker_name, figures in publishing.items():
+        print(f"publishing {BURST:,} at once, {broker_name}: {figures}")
     print(f"\nJSON: {args.json}")
 
 

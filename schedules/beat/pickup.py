@@ -92,9 +92,9 @@ class Pickup:
         ids: dict[str, set[int]] = {}
         for payload in payloads:
             kind, _, named = payload.partition(":")
-            if named == "*":  # too many rows to name: compare the whole table, starting now
+            if named == "*":  # too many rows to name: the stamp checks now, a whole pass from now
                 self._reconcile_from_start(now)
-                self.find_deletions()
+                self._look_behind_the_stamp()
             else:
                 ids.setdefault("id" if kind == "task" else f"{kind}_id", set()).update(map(int, named.split(",")))
         for column, named in ids.items():
@@ -128,9 +128,13 @@ class Pickup:
             # timing row. A saved row above may explain a stamp, but not how many changes it
             # stands for: a delete or an admin action in the same poll hides behind it. So
             # every move is checked, each kind with one cheap query.
-            self.find_deletions()
-            self._find_flipped_rows()
-            self._find_retimed_rows()
+            self._look_behind_the_stamp()
+
+    def _look_behind_the_stamp(self):
+        """Deleted rows, rows a bulk update flipped, tasks on an edited timing row: each one query."""
+        self.find_deletions()
+        self._find_flipped_rows()
+        self._find_retimed_rows()
 
     def find_deletions(self):
         known = self._table.row_ids
@@ -156,7 +160,7 @@ class Pickup:
         if digest is None or digest == self._enabled:
             return
         flags = self._db(
-            "looking for enabled or disabled rows", lambda: PeriodicTask.objects.values_list("id", "enabled")
+            "looking for enabled or disabled rows", lambda: list(PeriodicTask.objects.values_list("id", "enabled"))
         )
         if flags is None:
             return
