@@ -624,3 +624,18 @@ def test_a_notification_lost_with_the_listening_session_is_repaired_on_reconnect
     pick_up(beat, clock, lambda: due_of(beat, schedule) is None)
     assert listening_sessions() == 1
     assert "listening for changes again; catching up" in caplog.text
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="NOTIFY is PostgreSQL's")
+def test_a_statement_over_too_many_rows_to_name_is_taken_in_at_once(scheduler, clock, broker):
+    """Over 10,000 rows in one statement notify ``task:*``: the stamp checks run at once, no stamp needed."""
+    interval = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.bulk_create(
+        [PeriodicTask(name=f"bulk-{n}", task="x.y", interval=interval, queue=QUEUE) for n in range(10_001)],
+        batch_size=2000,
+    )
+    beat = scheduler()
+    beat.tick()
+    assert len(beat.entries) == 10_001
+    PeriodicTask.objects.update(enabled=False)  # one statement, no change stamp
+    pick_up(beat, clock, lambda: not beat.entries)
