@@ -121,7 +121,7 @@ class FleetScheduler(Scheduler):
     def info(self):
         mode = "single beat, no leader lock" if self.single else "PostgreSQL advisory lock, standbys allowed"
         pickup = "PostgreSQL notifications" if self._listens() else "polling every 0.5 s"
-        return f"    . fleet scheduler (luffy-admin; -S django is the stock one) -> {mode}; changes by {pickup}"
+        return f"    . fleet scheduler -> {mode}; changes by {pickup} (luffy-admin's; -S django runs the stock one)"
 
     def tick(self, *args, **kwargs):
         """One pass: keep leadership and state fresh, then send what is due. Returns seconds to sleep."""

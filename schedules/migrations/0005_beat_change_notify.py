@@ -35,10 +35,17 @@ BEGIN
     ELSIF TG_OP = 'DELETE' THEN
         SELECT array_agg(id ORDER BY id) INTO ids FROM old_rows;
     ELSE
-        SELECT array_agg(n.id ORDER BY n.id) INTO ids
-        FROM new_rows n JOIN old_rows o USING (id)
-        WHERE to_jsonb(n) - 'last_run_at' - 'total_run_count'
-              IS DISTINCT FROM to_jsonb(o) - 'last_run_at' - 'total_run_count';
+        -- Rows whose two versions differ beyond run state. Grouped, not joined: transition
+        -- tables have no statistics, and a nested-loop join over a bulk update is quadratic.
+        SELECT array_agg(id ORDER BY id) INTO ids FROM (
+            SELECT id FROM (
+                SELECT id, to_jsonb(n) - 'last_run_at' - 'total_run_count' AS version FROM new_rows n
+                UNION ALL
+                SELECT id, to_jsonb(o) - 'last_run_at' - 'total_run_count' FROM old_rows o
+            ) AS versions
+            GROUP BY id
+            HAVING count(DISTINCT version) > 1
+        ) AS changed;
     END IF;
     IF ids IS NULL THEN
         RETURN NULL;
