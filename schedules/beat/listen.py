@@ -32,8 +32,10 @@ class ChangeListener:
 
         self.stop()
         try:
+            # A connect to an unreachable server must not hold the tick (OPTIONS may say otherwise).
+            params = {"connect_timeout": 5, **self._django.get_connection_params()}
             conn = psycopg2.connect(
-                **self._django.get_connection_params(),
+                **params,
                 application_name="luffy-beat-listen",
                 # A dead peer must end the session within seconds: the store polls meanwhile.
                 keepalives=1,
