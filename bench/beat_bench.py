@@ -10,6 +10,10 @@ For each size it seeds N interval schedules (every 15 minutes, last runs spread 
   one change (one row saved, then the work that takes it in: the stock scheduler's re-read and
   heap rebuild, the fleet scheduler's poll; median of 5), and dispatch rate with all N due
   (ticks driven directly, real broker, 5 s or until all are sent);
+- fleet only, in-process with a real clock: a burst (``min(N, 10,000)`` slots due on the same
+  second with all N loaded: when the last is on the broker, lateness p50/p99, sends/s), then
+  change-to-applied pickup p50/p99 per kind of change (save, delete, django-celery-beat's
+  admin bulk action, timing-row edit; 20 each);
 - as a real ``celery beat`` process for ``--window`` seconds, from ``--settle`` seconds after
   its first send (slots that came due while it loaded go first): one row edited each second (its
   last run moved back so it is due at once, saved as the admin saves it), the broker queue read
@@ -39,6 +43,7 @@ SCHEDULERS = {
 }
 QUEUE = "bench"
 PERIOD = 900
+BURST = 10_000  # slots due on the same second (capped at N)
 TASK = "src.services.tasks.fetch_and_process_logs"
 
 
@@ -150,6 +155,7 @@ def measure_in_process(scheduler_key: str) -> dict:
     from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
     from luffy_admin.celery import app
+    from schedules.beat.clock import us
     from schedules.models import Dispatch
 
     cls = symbol_by_name(SCHEDULERS[scheduler_key])
@@ -162,21 +168,26 @@ def measure_in_process(scheduler_key: str) -> dict:
     loaded_rss = rss_mb()
 
     # The work to take one saved row in: the stock scheduler re-reads every row and rebuilds
-    # its heap; the fleet scheduler polls for what changed.
-    reloads = []
-    ids = list(PeriodicTask.objects.order_by("?").values_list("id", flat=True)[:5])
+    # its heap; the fleet scheduler applies the notification (PostgreSQL), or polls for what
+    # changed (the fallback, with the change-stamp checks).
+    reloads, polls = [], []
+    ids = list(PeriodicTask.objects.filter(queue=QUEUE).order_by("?").values_list("id", flat=True)[:5])
     for row_id in ids:
         row = PeriodicTask.objects.get(pk=row_id)
         row.description = f"edited {time.time()}"
         row.save()
-        time.sleep(0.01)
+        time.sleep(0.05)  # the notification reaches the listening session a moment after the commit
         started = time.perf_counter()
         if scheduler_key == "fleet":
-            scheduler.store.pick_up_changes()
+            scheduler.store.pickup.take_in(us(time.time()))
+            reloads.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            scheduler.store.pickup.pick_up_changes()
+            polls.append(time.perf_counter() - started)
         else:
             scheduler.schedule  # noqa: B018 (the property reloads when the change stamp moved)
             scheduler.populate_heap()
-        reloads.append(time.perf_counter() - started)
+            reloads.append(time.perf_counter() - started)
     scheduler.close()
 
     # Everything due at once: how fast does each scheduler work through it?
@@ -194,12 +205,155 @@ def measure_in_process(scheduler_key: str) -> dict:
     sent = broker().llen(QUEUE) - already
     scheduler.close()
     broker().delete(QUEUE)
-    return {
+    results = {
         "load_s": load_s,
         "reload_after_one_change_ms": statistics.median(reloads) * 1000,
+        "reload_by_polling_ms": statistics.median(polls) * 1000 if polls else None,
         "dispatch_per_s": sent / elapsed,
         "in_process_rss_mb": loaded_rss,
         "memory_per_schedule_kb": (loaded_rss - baseline) * 1024 / max(n, 1),
+    }
+    if scheduler_key == "fleet":
+        results.update(measure_burst(cls, min(n, BURST)))
+        results.update(measure_pickup_by_kind(cls))  # last: it deletes and disables rows
+    return results
+
+
+class Ticking:
+    """A scheduler ticking in a thread as ``celery beat`` runs it: tick, sleep what it returns."""
+
+    def __init__(self, cls):
+        from luffy_admin.celery import app
+
+        self.scheduler = cls(app=app)
+        self.scheduler.tick()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self._stop.wait(self.scheduler.tick())
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.scheduler.close()
+
+
+def wait_until(condition, timeout=10.0) -> float | None:
+    """Seconds until ``condition()`` (checked every millisecond); None on timeout."""
+    started = time.time()
+    while time.time() - started < timeout:
+        if condition():
+            return time.time() - started
+        time.sleep(0.001)
+    return None
+
+
+def applied(kind: str, row_id: int, args: str, entries) -> bool:
+    """Whether the scheduler's table holds the change ``measure_pickup_by_kind`` made to the row."""
+    entry = entries.get(row_id)
+    if kind == "save":
+        return entry is not None and entry.args == args
+    if kind == "timing_row":
+        return entry is not None and entry.timing.micros == 2 * PERIOD * 1_000_000
+    return entry is None  # deleted, or disabled by the admin action
+
+
+def measure_pickup_by_kind(cls, per_kind: int = 20) -> dict:
+    """Change-to-applied pickup of a ticking fleet scheduler, per kind of change.
+
+    save (``row.save()``), delete, admin bulk action (django-celery-beat's "Disable selected":
+    ``update()`` + ``update_changed()``) and timing-row edit (an ``IntervalSchedule`` saved).
+    Measured from the commit to the scheduler's table holding the change.
+    """
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+    ticking = Ticking(cls)
+    entries = ticking.scheduler.entries
+    rows = list(PeriodicTask.objects.filter(id__in=list(entries), queue=QUEUE).order_by("?")[: 4 * per_kind])
+    timings = {}
+    for row in rows[3 * per_kind :]:  # each timing probe on an interval row of its own
+        row.interval = IntervalSchedule.objects.create(every=PERIOD + row.id, period=IntervalSchedule.SECONDS)
+        row.save()
+        timings[row.id] = row.interval
+    wait_until(lambda: all(entries[row_id].timing.micros == (PERIOD + row_id) * 1_000_000 for row_id in timings))
+    results, kinds = {}, {}
+    for kind, probes in zip(
+        ("save", "delete", "admin_action", "timing_row"),
+        (rows[:per_kind], rows[per_kind : 2 * per_kind], rows[2 * per_kind : 3 * per_kind], rows[3 * per_kind :]),
+        strict=True,
+    ):
+        times = []
+        for row in probes:
+            row_id = row.id  # a deleted instance forgets its id
+            time.sleep(random.uniform(0, 0.1))  # no fixed phase against the scheduler's looks
+            if kind == "save":
+                row.args = json.dumps([f"edited-{time.time()}"])
+                row.save()
+            elif kind == "delete":
+                row.delete()
+            elif kind == "admin_action":
+                PeriodicTask.objects.filter(pk=row.pk).update(enabled=False, last_run_at=None)
+                PeriodicTasks.update_changed()
+            else:
+                timings[row.id].every = 2 * PERIOD
+                timings[row.id].save()
+            took = wait_until(lambda kind=kind, row_id=row_id, args=row.args: applied(kind, row_id, args, entries))
+            if took is not None:
+                times.append(took)
+        kinds[kind] = f"{len(times)}/{len(probes)}"
+        results[f"pickup_{kind}_p50_s"] = percentile(times, 0.5)
+        results[f"pickup_{kind}_p99_s"] = percentile(times, 0.99)
+    results["pickup_kinds_picked_up"] = kinds
+    ticking.close()
+    return results
+
+
+def measure_burst(cls, count: int) -> dict:
+    """``count`` slots due on the same second with all rows loaded: how soon are they all on the broker?
+
+    The rows are aligned 3 s ahead (the scheduler loads meanwhile); the broker queue's length is
+    sampled every 2 ms, so the k-th message's arrival is known to within a sample.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
+
+    from schedules.models import Dispatch
+
+    client = broker()
+    client.delete(QUEUE)
+    Dispatch.objects.all().delete()
+    aligned = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    ids = list(PeriodicTask.objects.filter(queue=QUEUE).order_by("?").values_list("id", flat=True)[:count])
+    PeriodicTask.objects.update(last_run_at=aligned - timedelta(seconds=PERIOD / 2))  # the rest: not due now
+    PeriodicTask.objects.filter(id__in=ids).update(last_run_at=aligned - timedelta(seconds=PERIOD))
+    PeriodicTasks.update_changed()
+    ticking = Ticking(cls)
+    samples = []
+    deadline = aligned.timestamp() + 120
+    while time.time() < deadline:
+        length = client.llen(QUEUE)
+        samples.append((time.time(), length))
+        if length >= count:
+            break
+        time.sleep(0.002)
+    ticking.close()
+    client.delete(QUEUE)
+    slot = aligned.timestamp()
+    arrivals, reached = [], 0
+    for at, length in samples:
+        arrivals.extend([at - slot] * (length - reached))
+        reached = max(reached, length)
+    return {
+        "burst_slots": count,
+        "burst_sent": reached,
+        "burst_last_on_broker_s": arrivals[-1] if reached >= count else None,
+        "burst_lateness_p50_s": percentile(arrivals, 0.5),
+        "burst_lateness_p99_s": percentile(arrivals, 0.99),
+        "burst_per_s": reached / arrivals[-1] if arrivals else None,
     }
 
 
@@ -295,11 +449,67 @@ def measure_beat(scheduler_key: str, due: dict[str, float], window: float, settl
     }
 
 
+# --- publishing alone, per broker --------------------------------------------------------
+
+
+def measure_publish(url: str, count: int = BURST) -> dict:
+    """``count`` claimed sends handed to the publisher at once: until all are on the broker.
+
+    The scheduler's claims and run state left out, so Redis and RabbitMQ compare directly. The
+    queue is one of this run's own; RabbitMQ's length comes from a passive declare.
+    """
+    from kombu import Exchange, Queue
+
+    from luffy_admin.celery import app
+    from schedules.beat.clock import SECOND, us
+    from schedules.beat.publisher import Publisher, Send, task_id_for
+
+    name = f"bench-publish-{os.getpid()}"
+    saved = app.conf.broker_url, app.conf.broker_write_url
+    app.conf.broker_url = app.conf.broker_write_url = url
+    app._pool = app.amqp._producer_pool = None
+    try:
+        with app.connection_for_write() as connection:
+            queue = Queue(name, Exchange(name), routing_key=name)(connection.default_channel)
+            queue.declare()
+            queue.purge()
+            now = us(time.time())
+            publisher = Publisher(app, retry_every=SECOND)
+            for n in range(count):
+                publisher.add(
+                    Send(
+                        name=f"bench-{n:06d}",
+                        task=TASK,
+                        args=json.dumps([f"svc-{n}"]),
+                        kwargs="{}",
+                        headers="{}",
+                        options={"queue": name},
+                        slot=now,
+                        task_id=task_id_for(f"bench-{n:06d}", now),
+                        period=PERIOD * SECOND,
+                        stale_at=now + PERIOD * SECOND,
+                    )
+                )
+            started = time.perf_counter()
+            publisher.drain(now)
+            publisher.close()
+            while queue.queue_declare(passive=True).message_count < count and time.perf_counter() - started < 120:
+                time.sleep(0.005)
+            elapsed = time.perf_counter() - started
+            on_broker = queue.queue_declare(passive=True).message_count
+            queue.delete()
+    finally:
+        app.conf.broker_url, app.conf.broker_write_url = saved
+        app._pool = app.amqp._producer_pool = None
+    return {"sends": count, "on_broker": on_broker, "seconds": elapsed, "per_s": on_broker / elapsed}
+
+
 # --- report -------------------------------------------------------------------------------
 
 ROWS = [
     ("load_s", "load (s)", "{:.2f}"),
     ("reload_after_one_change_ms", "reload after one change (ms)", "{:.1f}"),
+    ("reload_by_polling_ms", "same, fleet polling instead (ms)", "{:.1f}"),
     ("dispatch_per_s", "dispatches/s, all N loaded", "{:.0f}"),
     ("pickup_p50_s", "change-to-broker pickup p50 (s)", "{:.3f}"),
     ("pickup_p99_s", "change-to-broker pickup p99 (s)", "{:.3f}"),
@@ -308,6 +518,15 @@ ROWS = [
     ("lateness_p99_s", "lateness p99, 1 edit/s (s)", "{:.3f}"),
     ("due_sent_in_window", "slots due in the window, sent", "{}"),
     ("beat_rss_mb", "beat process RSS (MB)", "{:.0f}"),
+    *(
+        (f"pickup_{kind}_{q}_s", f"pickup {kind.replace('_', ' ')} {q} (s)", "{:.3f}")
+        for kind in ("save", "delete", "admin_action", "timing_row")
+        for q in ("p50", "p99")
+    ),
+    ("burst_slots", "burst: slots due on one second", "{:,}"),
+    ("burst_last_on_broker_s", "burst: last on the broker after (s)", "{:.2f}"),
+    ("burst_lateness_p99_s", "burst: lateness p99 (s)", "{:.2f}"),
+    ("burst_per_s", "burst: sends/s", "{:.0f}"),
     ("memory_per_schedule_kb", "memory per schedule (KB)", "{:.2f}"),
 ]
 
@@ -336,6 +555,7 @@ def main():
     parser.add_argument("--window", type=float, default=30, help="seconds of real-time run per scheduler")
     parser.add_argument("--settle", type=float, default=5, help="seconds after the first send before measuring")
     parser.add_argument("--database", default="luffy_bench")
+    parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672//", help="RabbitMQ for the publish figure")
     parser.add_argument("--json", default=str(ROOT / "var" / "bench.json"))
     parser.add_argument("--measure", choices=SCHEDULERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -370,8 +590,19 @@ def main():
             print(f"{n:,} schedules, {key}: beat process, {args.window:.0f} s at one edit per second", flush=True)
             due = seed(n)
             results[n][key].update(measure_beat(key, due, args.window, args.settle, tmp))
-    Path(args.json).write_text(json.dumps(results, indent=2))
+    from django.conf import settings
+
+    publishing = {}
+    for broker_name, url in (("redis", settings.CELERY_BROKER_URL), ("rabbitmq", args.amqp)):
+        print(f"publishing {BURST:,} sends at once: {broker_name}", flush=True)
+        try:
+            publishing[broker_name] = measure_publish(url)
+        except Exception as exc:  # a broker that is not there leaves its figure out, not the run
+            publishing[broker_name] = {"error": str(exc)}
+    Path(args.json).write_text(json.dumps({**results, "publish": publishing}, indent=2))
     print(table(results))
+    for broker_name, figures in publishing.items():
+        print(f"publishing {BURST:,} at once, {broker_name}: {figures}")
     print(f"\nJSON: {args.json}")
 
 

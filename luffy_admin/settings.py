@@ -341,6 +341,13 @@ LUFFY_RUN_LOST_SECONDS = env.int("LUFFY_RUN_LOST_SECONDS", default=300)
 LUFFY_MONITOR_STALE_SECONDS = env.int("LUFFY_MONITOR_STALE_SECONDS", default=30)
 # Client addresses that may read /metrics without a staff session or API key (a Prometheus server).
 LUFFY_METRICS_ALLOW_IPS = env.list("LUFFY_METRICS_ALLOW_IPS", default=[])
+# On PostgreSQL beat takes changes in as migration 0009's triggers announce them (LISTEN/NOTIFY,
+# within ~50 ms); off, or where LISTEN cannot work (PgBouncer in transaction pooling), it polls
+# every 0.5 s. https://www.postgresql.org/docs/current/sql-notify.html
+LUFFY_BEAT_LISTEN = env.bool("LUFFY_BEAT_LISTEN", default=True)
+# A file beat touches about once a second, leader or standby, for a container health check
+# (docker-compose.yml reads its age). Unset: no file.
+LUFFY_BEAT_LIVENESS_FILE = env.str("LUFFY_BEAT_LIVENESS_FILE", default="") or None
 # Write last_run_at back after every dispatch so the API's last_run lags by seconds, not minutes.
 CELERY_BEAT_SYNC_EVERY = 1
 # Beat wakes at least this often, which bounds how late it notices a change.

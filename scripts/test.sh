@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (`make test`): PostgreSQL + Redis, the whole suite, and the drift checks.
+# The test command (`make test`): PostgreSQL + Redis + RabbitMQ, the whole suite, and the drift checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/services.sh
@@ -8,6 +8,8 @@ PY="$VENV/bin/python"
 
 ensure_postgres
 ensure_redis
+# The fleet scheduler's end-to-end tests run on RabbitMQ too (a vhost of their own).
+ensure_rabbitmq || echo "== RabbitMQ missing: its end-to-end tests will be skipped"
 # The browser test drives Debian's chromium (no browser download); without it that test is skipped.
 command -v chromium >/dev/null || apt_install chromium || echo "== chromium missing: the browser test will be skipped"
 

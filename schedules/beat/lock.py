@@ -36,8 +36,8 @@ class LeaderLock:
         params.pop("cursor_factory", None)
         params.setdefault("connect_timeout", 5)
         options = params.pop("options", None)
-        self._conn = psycopg2.connect(
-            **params,
+        # Ours win over the same keys in Django's OPTIONS (its keepalives are for requests).
+        params.update(
             application_name="luffy-beat-lock",
             # A dead peer must end the session within seconds, releasing the lock (fail
             # closed). Keepalives only probe an idle link; tcp_user_timeout also ends a
@@ -61,6 +61,7 @@ class LeaderLock:
                 )
             ),
         )
+        self._conn = psycopg2.connect(**params)
         self._conn.autocommit = True
 
     def acquire(self) -> bool:

@@ -1,5 +1,6 @@
 """Claimed slots on their way to the broker: kept in order, retried while the broker refuses them."""
 
+import itertools
 import json
 import logging
 import uuid
@@ -10,6 +11,17 @@ from .clock import from_us, seconds
 from .entries import CATCH_UP, Entry
 
 logger = logging.getLogger(__name__)
+
+# The longest one broker operation (connect, one publish) may block a tick. A broker that hangs
+# (packets dropped, a stopped process) otherwise holds it for the kernel's TCP retransmission
+# timeout, minutes, and with it the claims, the polls and the lock checks.
+BROKER_TIMEOUT = 2.0
+# The transport options that bound every socket operation, by kombu driver type.
+TIMEOUT_OPTIONS = {
+    "redis": {"socket_timeout": BROKER_TIMEOUT, "socket_connect_timeout": BROKER_TIMEOUT},
+    # kombu's pyamqp transport passes its transport options to py-amqp's Connection.
+    "amqp": {"read_timeout": BROKER_TIMEOUT, "write_timeout": BROKER_TIMEOUT},
+}
 
 
 def task_id_for(name: str, slot: int) -> str:
@@ -54,14 +66,23 @@ class Send:
 class Publisher:
     """Sends waiting for the broker, oldest first, and the broker connection they go through."""
 
-    def __init__(self, app, *, retry_every: int):
+    def __init__(self, app, *, retry_every: int, batch_size: int = 500):
         self._app = app
         self._retry_every = retry_every
+        self._batch_size = batch_size
+        # After a failed send the next tries go one at a time, until the queue is empty again.
+        self._batching = True
+        self._pipelines = False  # whether the connected transport publishes a batch in one go
         self._pending: deque[Send] = deque()
         self._retry_at = 0
         self._broker_down = False
         self._connection = None
         self._producer = None
+
+    @property
+    def waiting(self) -> int:
+        """How many claimed sends wait for the broker."""
+        return len(self._pending)
 
     @property
     def wake_at(self) -> int | None:
@@ -75,18 +96,14 @@ class Publisher:
         """Publish waiting sends in order; on a broker error keep the rest for the next try."""
         if now < self._retry_at:
             return
+        self._drop_stale(now)
         while self._pending:
             send = self._pending[0]
-            if send.stale_at < now:
-                self._pending.popleft()
-                logger.error(
-                    "beat: %s slot %s went stale before the broker took it; not sent", send.name, from_us(send.slot)
-                )
-                continue
             try:
-                self._publish(send, now)
+                went = self._publish(now)
             except Exception as exc:  # kombu raises transport-specific errors
                 self.close()
+                self._batching = False
                 self._retry_at = now + self._retry_every
                 if not self._broker_down:
                     logger.error(
@@ -102,16 +119,50 @@ class Publisher:
             if self._broker_down:
                 logger.info("beat: broker reachable again; sending %d waiting slots", len(self._pending))
                 self._broker_down = False
-            self._pending.popleft()
+            for _ in range(went):
+                self._pending.popleft()
+        self._batching = True
 
-    def _publish(self, send: Send, now: int):
+    def _drop_stale(self, now: int):
+        """Drop every send past its catch-up window, wherever it waits.
+
+        Sends go stale out of order (a daily slot keeps a day, a one-second slot ten seconds),
+        so during an outage a long-lived send at the head must not shelter the rest.
+        """
+        if not any(send.stale_at < now for send in self._pending):
+            return
+        fresh = deque()
+        for send in self._pending:
+            if send.stale_at < now:
+                logger.error(
+                    "beat: %s slot %s went stale before the broker took it; not sent", send.name, from_us(send.slot)
+                )
+            else:
+                fresh.append(send)
+        self._pending = fresh
+
+    def _publish(self, now: int) -> int:
+        """Publish the head of the queue, a batch of it where the transport allows; how many went.
+
+        Redis (kombu's ``Producer.batch``): one pipeline of the very messages ``send_task``
+        builds, so ~500 sends cost one round trip. Other transports publish each at once
+        inside a batch, so a failure half-way would leave no record of which went: they go
+        one at a time, as does everything after a failure (then the send that fails is known).
+        """
         if self._producer is None:
-            # No reconnect loop inside a send (kombu's default retries for seconds): a refused
-            # send goes back to the queue and the tick goes on; the next try is ours to time.
-            self._connection = self._app.connection_for_write(
-                transport_options=dict(self._app.conf.broker_transport_options, max_retries=0)
-            )
+            self._connection = self._connect()
             self._producer = self._app.amqp.Producer(self._connection, auto_declare=False)
+        if not (self._batching and self._pipelines and self._batch_size > 1 and len(self._pending) > 1):
+            self._send_task(self._pending[0], now)
+            return 1
+        sends = list(itertools.islice(self._pending, self._batch_size))
+        # max_size counts Redis commands (a queue with x-expires adds some): never flush midway.
+        with self._producer.batch(max_size=10 * len(sends)):
+            for send in sends:
+                self._send_task(send, now)
+        return len(sends)
+
+    def _send_task(self, send: Send, now: int):
         logger.info("beat: sending %s (%s) for %s", send.name, send.task, from_us(send.slot))
         # The headers the stock scheduler sends: the worker side knows the entry by its name.
         headers = dict(json.loads(send.headers), periodic_task_name=send.name, celery_beat_task=True)
@@ -128,6 +179,19 @@ class Publisher:
             headers=headers,
             **send.options,
         )
+
+    def _connect(self):
+        options = dict(self._app.conf.broker_transport_options)
+        # No reconnect loop inside a send (kombu's default retries for seconds): a refused send
+        # goes back to the queue and the tick goes on; the next try is ours to time.
+        options["max_retries"] = 0
+        connection = self._app.connection_for_write(connect_timeout=BROKER_TIMEOUT)
+        # The driver type is known without any I/O; the options must fit it (py-amqp refuses
+        # redis-py's names and the other way round).
+        options.update(TIMEOUT_OPTIONS.get(connection.transport.driver_type, {}))
+        self._pipelines = connection.transport.driver_type == "redis"
+        connection.release()
+        return self._app.connection_for_write(connect_timeout=BROKER_TIMEOUT, transport_options=options)
 
     def close(self):
         """Drop the broker connection; the next send opens a fresh one."""

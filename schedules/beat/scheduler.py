@@ -20,13 +20,15 @@ logged, never raised, and the loop keeps going.
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from celery.beat import Scheduler
 from django.conf import settings
 from django.db import connection
 
-from .clock import from_us, microsecond_clock, seconds, us
+from .clock import SECOND, from_us, microsecond_clock, seconds, us
 from .entries import Claim
+from .listen import ChangeListener
 from .lock import LeaderLock
 from .publisher import Publisher, Send
 from .store import Store
@@ -42,6 +44,8 @@ class FleetScheduler(Scheduler):
     """
 
     poll_seconds = 0.5
+    # With change notifications (PostgreSQL), how often a tick looks for them: the pickup delay.
+    listen_seconds = 0.05
     reconcile_seconds = 60.0
     reconcile_page = 500
     flush_seconds = 2.0
@@ -64,6 +68,8 @@ class FleetScheduler(Scheduler):
             clock=self._now,
             single=self.single,
             poll_every=us(self.poll_seconds),
+            listener=ChangeListener(connection) if self._listens() else None,
+            listen_every=us(self.listen_seconds),
             reconcile_every=us(self.reconcile_seconds),
             reconcile_page=self.reconcile_page,
             flush_every=us(self.flush_seconds),
@@ -78,6 +84,12 @@ class FleetScheduler(Scheduler):
         self._lock_retry, self._max_sleep = us(self.lock_retry_seconds), us(self.max_interval)
         self._lock_check_at = 0
         self._announced = False
+        self._liveness_file = getattr(settings, "LUFFY_BEAT_LIVENESS_FILE", None)
+        self._liveness_at = 0
+
+    @staticmethod
+    def _listens() -> bool:
+        return connection.vendor == "postgresql" and getattr(settings, "LUFFY_BEAT_LISTEN", True)
 
     @property
     def entries(self):
@@ -101,6 +113,7 @@ class FleetScheduler(Scheduler):
         try:
             super().close()
         finally:
+            self.store.close()
             self.publisher.close()
             if self.lock is not None:
                 self.lock.release()
@@ -108,7 +121,8 @@ class FleetScheduler(Scheduler):
     @property
     def info(self):
         mode = "single beat, no leader lock" if self.single else "PostgreSQL advisory lock, standbys allowed"
-        return f"    . fleet scheduler -> {mode}"
+        pickup = "PostgreSQL notifications" if self._listens() else "polling every 0.5 s"
+        return f"    . fleet scheduler -> {mode}; changes by {pickup} (luffy-admin's; -S django runs the stock one)"
 
     def tick(self, *args, **kwargs):
         """One pass: keep leadership and state fresh, then send what is due. Returns seconds to sleep."""
@@ -116,6 +130,7 @@ class FleetScheduler(Scheduler):
         if not self._announced:
             self._announced = True
             self._announce_single()
+        self._prove_alive(now)
         # Claimed slots are this beat's to send, leader or not: no other beat will.
         self.publisher.drain(now)
         if not self.single and now >= self._lock_check_at:
@@ -134,6 +149,16 @@ class FleetScheduler(Scheduler):
             if due is not None:
                 wake = min(wake, due)
         return seconds(max(0, wake - self._now()))
+
+    def _prove_alive(self, now: int):
+        """Touch the liveness file (at most once a second): a tick that returns proves the loop runs."""
+        if self._liveness_file is None or now < self._liveness_at:
+            return
+        self._liveness_at = now + SECOND
+        try:
+            Path(self._liveness_file).touch()
+        except OSError as exc:  # a health check's file must never stop dispatch
+            logger.warning("beat: cannot touch the liveness file %s: %s", self._liveness_file, exc)
 
     # --- leadership ---------------------------------------------------------------------------
 

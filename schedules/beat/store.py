@@ -1,9 +1,8 @@
 """The database side: reading rows into the table, writing run state and claims back.
 
-- Changes are taken in incrementally: every ``poll_every`` the rows whose ``date_changed``
-  moved, and deletions with one aggregate when ``PeriodicTasks.last_update`` moved without a
-  saved row to explain it. A paced reconciliation walks the whole table once per
-  ``reconcile_every`` to catch what bypasses both (SQL, bulk updates, edited crontab rows).
+- Changes are taken in incrementally (``pickup``: notifications on PostgreSQL, else polling).
+  A paced reconciliation walks the whole table once per ``reconcile_every`` to catch what
+  bypasses every signal (SQL where the triggers are absent).
 - Run state (``last_run_at`` = the slot sent, ``total_run_count``) goes back in batches every
   ``flush_every`` with an UPDATE, never ``save()``: ``date_changed`` stays as it is and no
   change is signalled, so its own writes never trigger a reload.
@@ -19,23 +18,18 @@ from collections import deque
 from datetime import timedelta
 
 from django.db import DatabaseError, InterfaceError, connection, transaction
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import F, Max, Q
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import ModelEntry
 
 from ..models import Dispatch
 from .clock import MICROSECOND, Clock, from_us, to_us
 from .entries import Claim, Entry
+from .pickup import Pickup
 from .table import Table, read_rows
 
 logger = logging.getLogger(__name__)
 
-# Each poll reads the rows whose date_changed is later than the previous poll minus this: a
-# transaction stamps date_changed when it saves and becomes visible only when it commits (and
-# the writer's clock may run behind ours). Later than that, the reconciliation catches it.
-COMMIT_LAG = timedelta(seconds=10) // MICROSECOND
-# How long after a row's date_changed django-celery-beat's change stamp may follow it.
-STAMP_SLACK = timedelta(seconds=2) // MICROSECOND
 # How far back a new leader reads dispatch claims the old leader may not have written back.
 CLAIM_LOOKBACK = timedelta(minutes=10) // MICROSECOND
 # Pruning deletes this many records per statement, for at most this long per run; a run that
@@ -66,6 +60,8 @@ class Store:
         clock: Clock,
         single: bool,
         poll_every: int,
+        listener=None,
+        listen_every: int = 0,
         reconcile_every: int,
         reconcile_page: int,
         flush_every: int,
@@ -77,11 +73,18 @@ class Store:
         self._app = app
         self._now = clock
         self._single = single
-        self._poll_every, self._reconcile_every, self._page_size = poll_every, reconcile_every, reconcile_page
+        self.pickup = Pickup(
+            table,
+            clock=clock,
+            db=self._db,
+            listener=listener,
+            listen_every=listen_every,
+            poll_every=poll_every,
+            reconcile_from_start=self._reconcile_from_start,
+        )
+        self._reconcile_every, self._page_size = reconcile_every, reconcile_page
         self._flush_every, self._prune_every, self._retention = flush_every, prune_every, retention
         self._db_down = False
-        self._polled_at = 0  # the change bookmarks, set by each load and poll
-        self._last_update: int | None = None
         self._reconcile_cursor = 0
         self._next = {"poll": 0, "reconcile": 0, "flush": 0, "prune": 0}
         self._dirty: dict[int, tuple[int, int, int]] = {}  # id -> (anchor, runs, date_changed)
@@ -96,8 +99,7 @@ class Store:
     def keep_up(self, now: int):
         """Take in changes, write run state back, prune: each when its time has come."""
         if now >= self._next["poll"]:
-            self._next["poll"] = now + self._poll_every
-            self.pick_up_changes()
+            self._next["poll"] = self.pickup.take_in(now)
         if now >= self._next["reconcile"]:
             self._reconcile_page(now)
         if self._dirty and now >= self._next["flush"]:
@@ -112,10 +114,14 @@ class Store:
     def reset(self):
         """After a step-down: the run state not written is the next leader's to rebuild."""
         self._dirty.clear()
+        self.close()
         try:
             connection.close()  # most likely dead too; the next load opens a fresh one
         except _database_errors():
             pass
+
+    def close(self):
+        self.pickup.stop()
 
     def _db(self, what: str, work):
         """Run ``work()`` against the database; on an outage log once and return None."""
@@ -138,9 +144,11 @@ class Store:
         if self._db_down:
             logger.info("beat: database reachable again; reconciling")
             self._db_down = False
-            self._reconcile_cursor = 0
-            self._next["reconcile"] = 0
+            self._reconcile_from_start(0)
         return result
+
+    def _reconcile_from_start(self, now: int):
+        self._reconcile_cursor, self._next["reconcile"] = 0, now
 
     # --- rows into the table ------------------------------------------------------------------
 
@@ -152,23 +160,25 @@ class Store:
 
         def load():
             self._install_configured_entries()
+            # Read before the rows: a change in between shows up as a difference at the next look.
+            bookmarks = self.pickup.bookmarks()
             claimed = dict(
                 Dispatch.objects.filter(sent_at__gte=from_us(self._now() - CLAIM_LOOKBACK))
                 .values_list("periodic_task_name")
                 .annotate(last=Max("slot"))
             )
-            last_update = PeriodicTasks.last_change()
             # Streamed in chunks: the whole table is never held as rows next to the entries.
             for row in read_rows(PeriodicTask.objects.order_by("id")).iterator(2000):
                 table.apply(row, claimed_slot=_us_or_none(claimed.get(row.name)), push=False)
-            return _us_or_none(last_update)
+            return bookmarks
 
         polled_at = self._now()
+        self.pickup.listen()
         loaded = self._db("loading the schedule", load)
         if loaded is None:
             table.clear()
             return False
-        self._last_update, self._polled_at = loaded, polled_at
+        self.pickup.loaded(loaded, polled_at)
         table.finish_load()
         self._reconcile_cursor = 0
         self._next["reconcile"] = self._now() + self._reconcile_every
@@ -183,42 +193,6 @@ class Store:
         """Put ``beat_schedule`` (beat's heartbeat) into the table, as the stock scheduler does at start."""
         for name, fields in self._app.conf.beat_schedule.items():
             ModelEntry.from_entry(name, app=self._app, **fields)
-
-    def pick_up_changes(self):
-        """Take in the rows saved since the last look, and deletions when the change stamp says so."""
-        polled_at = self._now()
-        since = from_us(self._polled_at - COMMIT_LAG)
-
-        def poll():
-            changed = read_rows(PeriodicTask.objects.filter(date_changed__gt=since))
-            return list(changed), _us_or_none(PeriodicTasks.last_change())
-
-        polled = self._db("polling for changes", poll)
-        if polled is None:
-            return
-        rows, last_update = polled
-        self._polled_at = polled_at
-        changed = [row for row in rows if self._table.apply(row)]
-        stamp_moved = last_update is not None and last_update != self._last_update
-        self._last_update = last_update
-        # django-celery-beat stamps PeriodicTasks on every instance save and delete. A save
-        # shows up above with a date_changed just before the stamp; a stamp nothing explains
-        # is a delete, worth one aggregate over the table (a delete next to a save within one
-        # poll is left to the reconciliation).
-        if stamp_moved and not any(0 <= last_update - to_us(row.date_changed) < STAMP_SLACK for row in changed):
-            self._find_deletions()
-
-    def _find_deletions(self):
-        known = self._table.row_ids
-        totals = self._db(
-            "looking for deleted rows", lambda: PeriodicTask.objects.aggregate(count=Count("id"), total=Sum("id"))
-        )
-        if totals is None or (totals["count"], totals["total"] or 0) == (len(known), sum(known)):
-            return
-        ids = self._db("looking for deleted rows", lambda: set(PeriodicTask.objects.values_list("id", flat=True)))
-        if ids is not None:
-            for row_id in [row_id for row_id in known if row_id not in ids]:
-                self._table.forget(row_id)
 
     def _reconcile_page(self, now: int):
         """Compare one page of rows (by id) with memory; a full pass takes ``reconcile_every``."""
@@ -237,7 +211,7 @@ class Store:
             self._reconcile_cursor = page[-1].id
         else:  # end of the table: a full pass is done, deletions included
             self._reconcile_cursor = 0
-            self._find_deletions()
+            self.pickup.find_deletions()
 
     # --- run state, claims, records -----------------------------------------------------------
 

@@ -201,3 +201,44 @@ class Timings:
         # in place and says nothing per change.
         terminalreporter.write_line(f"change -> beat reloads its schedule: {self.describe(self.pickups)}")
         terminalreporter.write_line(f"beat send - next_run the API reported: {self.describe(self.dispatch_errors)}")
+
+
+AMQP_HOST, AMQP_PORT = "127.0.0.1", 5672
+
+
+@contextmanager
+def rabbitmq_vhost(name: str):
+    """A RabbitMQ virtual host of this run's own (guest may use it), deleted afterwards.
+
+    The shared server is only asked for a vhost, never stopped: parallel runs cannot see each
+    other's queues. Yields the broker URL.
+    """
+    import pytest
+
+    try:
+        socket.create_connection((AMQP_HOST, AMQP_PORT), timeout=1).close()
+    except OSError:
+        pytest.skip(f"needs RabbitMQ on {AMQP_HOST}:{AMQP_PORT} (make test starts it)")
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
+    try:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
+        yield f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/{quote(name, safe='')}"
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
+
+
+@contextmanager
+def app_broker(app, url: str):
+    """This process's Celery app publishing to ``url`` (run now, cleanup), and back afterwards."""
+    saved = app.conf.broker_url, app.conf.broker_write_url
+    app.conf.broker_url = app.conf.broker_write_url = url
+    app._pool = app.amqp._producer_pool = None  # both cache a connection to the old broker
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.broker_write_url = saved
+        app._pool = app.amqp._producer_pool = None

@@ -21,6 +21,7 @@ import os
 import sys
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -39,7 +40,18 @@ from luffy_admin.celery import app as celery_app
 from schedules import cron, health, selectors, services, timing
 from schedules.models import ApiKeyScope
 
-from ..e2e import BeatLog, Process, Timings, WorkerCalls, database_url, shared_test_database, text_of, wait_for
+from ..e2e import (
+    BeatLog,
+    Process,
+    Timings,
+    WorkerCalls,
+    app_broker,
+    database_url,
+    rabbitmq_vhost,
+    shared_test_database,
+    text_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -170,10 +182,22 @@ SCHEDULERS = {
 }
 
 
-@pytest.fixture(scope="module", params=list(SCHEDULERS))
+# The whole set on Redis with both schedulers; the fleet scheduler's on RabbitMQ too (the stock
+# scheduler's publishing is Celery's own, and a fourth stack would cost another two minutes).
+STACKS = {"stock": ("stock", "redis"), "fleet": ("fleet", "redis"), "fleet-rabbitmq": ("fleet", "rabbitmq")}
+
+
+@pytest.fixture(scope="module", params=list(STACKS))
 def stack(request, e2e_database, tmp_path_factory):
     if connection.vendor != "postgresql":
         pytest.skip("beat and the worker need a database server they can share with the tests (PostgreSQL)")
+    scheduler, broker = STACKS[request.param]
+    broker_url = settings.CELERY_BROKER_URL
+    if broker == "rabbitmq":
+        brokers = ExitStack()
+        request.addfinalizer(brokers.close)  # after the teardown below has deleted its queues
+        broker_url = brokers.enter_context(rabbitmq_vhost(f"luffy_test_{os.getpid()}"))
+        brokers.enter_context(app_broker(celery_app, broker_url))
     folder = tmp_path_factory.mktemp(f"beat-e2e-{request.param}")
     queue = f"e2e-{os.getpid()}"
     heartbeat_queue = f"{queue}-heartbeat"
@@ -183,7 +207,7 @@ def stack(request, e2e_database, tmp_path_factory):
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "luffy_admin.settings",
         "DATABASE_URL": database_url(connection.settings_dict),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_URL": broker_url,
         "LUFFY_VAR_DIR": str(settings.VAR_DIR),
         "LUFFY_TASK_CATALOGUE": json.dumps(test_catalogue),
         "LUFFY_QUEUES": queue,
@@ -242,7 +266,7 @@ def stack(request, e2e_database, tmp_path_factory):
                     "luffy_admin",
                     "beat",
                     "-S",
-                    SCHEDULERS[request.param],
+                    SCHEDULERS[scheduler],
                     "--loglevel",
                     "INFO",
                     "--logfile",

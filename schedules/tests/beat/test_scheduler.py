@@ -5,20 +5,61 @@ the messages are read back from the broker queue they were sent to.
 """
 
 import logging
+import os
+import shutil
+import signal
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.messages.storage.fallback import FallbackStorage
 from django.db import connection
+from django.db.models import F
+from django.test import RequestFactory
+from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
+from luffy_admin.celery import app as celery_app
 from schedules import selectors, services
 from schedules.beat.clock import to_us
 from schedules.beat.publisher import task_id_for
 from schedules.models import Dispatch
 
+from ..e2e import free_port, wait_for
+from ..servers import RedisServer
 from .inprocess import due_of, fresh, run, sent, wait_for_the_lock_to_go
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+QUEUE = "default"  # the catalogue's queue
+
+
+def pick_up(beat, clock, condition):
+    """Tick a poll (or notification check) period apart until ``condition()``.
+
+    A notification reaches the listening session a moment after the commit, not with it.
+    """
+    listening = connection.vendor == "postgresql" and settings.LUFFY_BEAT_LISTEN
+
+    def ticked():
+        clock.advance(beat.listen_seconds if listening else beat.poll_seconds)
+        beat.tick()
+        return condition()
+
+    wait_for(ticked, timeout=5, interval=0.01, what="beat to take the change in")
+
+
+@pytest.fixture(params=["poll", "notify"])
+def pickup(request, settings):
+    """Both ways a change reaches beat: polling (SQLite, or LUFFY_BEAT_LISTEN off) and NOTIFY."""
+    if request.param == "notify" and connection.vendor != "postgresql":
+        pytest.skip("NOTIFY is PostgreSQL's")
+    settings.LUFFY_BEAT_LISTEN = request.param == "notify"
+    return request.param
 
 
 @pytest.mark.parametrize(
@@ -98,8 +139,11 @@ def test_run_state_is_written_back_in_a_batch_without_signalling_a_change(make_s
         ("sql_retime", "api next_run"),
     ],
 )
-def test_changes_are_picked_up_one_row_at_a_time(make_schedule, actor, scheduler, clock, broker, change, expected):
-    """Write-path changes land at the next poll; SQL that bypasses every signal, at reconciliation."""
+def test_changes_are_picked_up_one_row_at_a_time(
+    make_schedule, actor, scheduler, clock, broker, pickup, change, expected
+):
+    """Write-path changes land at the next poll or notification; SQL that bypasses every signal, by
+    notification or at reconciliation."""
     schedule = make_schedule(cron_expression="0 * * * *")
     bystander = make_schedule(cron_expression="30 * * * *")
     beat = scheduler()
@@ -116,11 +160,15 @@ def test_changes_are_picked_up_one_row_at_a_time(make_schedule, actor, scheduler
         PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(enabled=False)
     else:
         CrontabSchedule.objects.filter(pk=schedule.periodic_task.crontab_id).update(minute="45")
-    clock.advance(beat.poll_seconds)
-    beat.tick()
-    if change.startswith("sql"):
+    if change.startswith("sql") and pickup == "poll":
         clock.advance(beat.reconcile_seconds)
-        beat.tick()
+
+    def settled():
+        if expected is None:
+            return due_of(beat, schedule) is None
+        return due_of(beat, schedule) == selectors.schedule_next_run(fresh(schedule))
+
+    pick_up(beat, clock, settled)
 
     if expected is None:
         assert due_of(beat, schedule) is None
@@ -268,3 +316,225 @@ def test_dispatch_records_are_kept_for_the_retention_and_the_last_ten_listed(mak
     beat.tick()
     assert Dispatch.objects.filter(slot__lt=now - timedelta(days=1)).exists() is False
     assert [dispatch.slot for dispatch in selectors.schedule_recent_dispatches(fresh(schedule))] == slots[:10]
+
+
+def test_each_beat_touches_the_liveness_file_about_once_a_second(scheduler, clock, settings, tmp_path):
+    """Leader and standby both touch LUFFY_BEAT_LIVENESS_FILE from their ticks, at most once a second."""
+    alive = tmp_path / "beat-alive"
+    settings.LUFFY_BEAT_LIVENESS_FILE = str(alive)
+    leader, standby = scheduler(), scheduler()
+    for beat in (leader, standby):
+        beat.tick()
+        assert alive.exists()
+        os.utime(alive, (0, 0))
+        clock.advance(0.5)
+        beat.tick()
+        assert alive.stat().st_mtime == 0  # not twice within a second
+        clock.advance(0.5)
+        beat.tick()
+        assert time.time() - alive.stat().st_mtime < 5
+        os.utime(alive, (0, 0))
+    assert (leader.is_leader, standby.is_leader) == (True, connection.vendor != "postgresql")
+
+
+def beat_row(name: str, every: int = 60, **fields) -> PeriodicTask:
+    """A django-celery-beat row made as its own users make one: its models, no luffy schedule."""
+    interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+    return PeriodicTask.objects.create(name=name, task="x.y", interval=interval, queue=QUEUE, **fields)
+
+
+def made_an_hour_ago():
+    """Age every row past the poll's look-back, so only the change under test can bring it back."""
+    PeriodicTask.objects.update(date_changed=F("date_changed") - timedelta(hours=1))
+
+
+def run_admin_action(action: str, queryset):
+    """django-celery-beat's own admin action, as its changelist runs it."""
+    request = RequestFactory().post("/")
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    getattr(beat_admin.PeriodicTaskAdmin(PeriodicTask, admin.site), action)(request, queryset)
+
+
+def test_a_fleet_beat_loads_with_an_empty_change_stamp_table(scheduler, clock, broker, pickup):
+    """Rows written without django-celery-beat's stamp (bulk_create, SQL) load and are reconciled."""
+    first = beat_row("stampless-1")
+    PeriodicTasks.objects.all().delete()
+    beat = scheduler()
+    beat.tick()
+    assert set(beat.entries) == {first.pk}
+    interval = IntervalSchedule.objects.get(every=60)
+    second = PeriodicTask.objects.bulk_create([PeriodicTask(name="stampless-2", task="x.y", interval=interval)])[0]
+    clock.advance(beat.reconcile_seconds)
+    beat.tick()
+    assert set(beat.entries) == {first.pk, second.pk}
+
+
+def test_a_delete_next_to_a_save_in_one_poll_is_picked_up(scheduler, clock, broker, pickup):
+    """Deleting a row and saving another before the next poll drops the deleted one at that poll."""
+    job = beat_row("job", args='["OLD"]')
+    beat = scheduler()
+    beat.tick()
+    job.delete()
+    new_job = beat_row("job", args='["NEW"]')
+    pick_up(beat, clock, lambda: set(beat.entries) == {new_job.pk})
+    assert {entry.name: entry.args for entry in beat.entries.values()} == {"job": '["NEW"]'}
+
+
+@pytest.mark.parametrize(
+    ("action", "enabled_before", "enabled_after"),
+    [
+        ("disable_tasks", [True, True], [False, False]),
+        ("enable_tasks", [False, False], [True, True]),
+        ("toggle_tasks", [True, False], [False, True]),
+    ],
+)
+def test_django_celery_beat_admin_actions_are_picked_up_at_the_next_poll(
+    scheduler, clock, broker, pickup, action, enabled_before, enabled_after
+):
+    """Enable/Disable/Toggle selected (``update()`` + ``update_changed()``) land within one poll."""
+    rows = [beat_row(f"bulk-{n}", enabled=enabled) for n, enabled in enumerate(enabled_before)]
+    bystander = beat_row("bystander")
+    made_an_hour_ago()
+    beat = scheduler()
+    beat.tick()
+    saved = beat_row("saved-in-the-same-poll")  # a save must not hide the action
+    run_admin_action(action, PeriodicTask.objects.filter(pk__in=[row.pk for row in rows]))
+    pick_up(beat, clock, lambda: [row.pk in beat.entries for row in rows] == enabled_after)
+    assert bystander.pk in beat.entries and saved.pk in beat.entries
+
+
+@pytest.mark.parametrize("kind", ["crontab", "interval"])
+def test_an_edited_timing_row_is_picked_up_at_the_next_poll(make_schedule, scheduler, clock, broker, pickup, kind):
+    """Saving a CrontabSchedule or IntervalSchedule (it stamps the change) retimes its tasks within a poll."""
+    if kind == "crontab":
+        schedule = make_schedule(cron_expression="0 * * * *")
+        timing_row = schedule.periodic_task.crontab
+        timing_row.minute = "45"
+    else:
+        schedule = make_schedule(schedule_type="interval", interval_seconds=600)
+        timing_row = schedule.periodic_task.interval
+        timing_row.every = 900
+    made_an_hour_ago()
+    beat = scheduler()
+    beat.tick()
+    before = due_of(beat, schedule)
+    timing_row.save()
+    pick_up(beat, clock, lambda: due_of(beat, schedule) != before)
+    assert due_of(beat, schedule) == selectors.schedule_next_run(fresh(schedule))
+
+
+@pytest.fixture
+def own_redis(monkeypatch):
+    """A redis-server of this test's own as beat's broker (the shared one is never stopped)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server")
+    server = RedisServer()
+    server.start()
+    monkeypatch.setitem(celery_app.conf, "broker_write_url", f"redis://127.0.0.1:{server.port}/0")
+    yield server
+    server.process.send_signal(signal.SIGCONT)
+    server.stop()
+
+
+def test_a_hung_broker_blocks_no_tick_for_longer_than_three_seconds(scheduler, clock, own_redis):
+    """With the broker stopped (SIGSTOP: packets go unanswered), each tick returns within ~3 s."""
+    beat_row("hung", every=1)
+    beat = scheduler()
+    beat.tick()
+    clock.advance(1.5)
+    beat.tick()  # connected: the broker is known to work
+    assert redis.Redis(port=own_redis.port).llen(QUEUE) == 1
+
+    own_redis.process.send_signal(signal.SIGSTOP)
+    longest = 0.0
+    for _ in range(3):
+        clock.advance(1)
+        ticking = threading.Thread(target=beat.tick, daemon=True)
+        started = time.monotonic()
+        ticking.start()
+        ticking.join(timeout=10)
+        longest = max(longest, time.monotonic() - started)
+        if ticking.is_alive():
+            break
+    own_redis.process.send_signal(signal.SIGCONT)
+    ticking.join(timeout=60)
+    assert longest < 3
+    clock.advance(1)
+    beat.tick()
+    assert redis.Redis(port=own_redis.port).llen(QUEUE) >= 2
+
+
+def test_stale_sends_are_dropped_from_anywhere_in_the_queue_during_a_broker_outage(scheduler, clock, monkeypatch):
+    """A daily slot at the head of the queue keeps its day; the one-second slots behind it keep ten seconds."""
+    monkeypatch.setitem(celery_app.conf, "broker_write_url", f"redis://127.0.0.1:{free_port()}/0")  # refused
+    daily = beat_row("daily", every=86400)
+    PeriodicTask.objects.filter(pk=daily.pk).update(date_changed=clock.now - timedelta(days=1, seconds=-0.1))
+    for n in range(20):
+        beat_row(f"every-second-{n}", every=1)
+    beat = scheduler()
+    run(beat, clock, clock.now + timedelta(seconds=60))
+    # Each one-second schedule keeps at most its last ~11 slots; without the sweep, all 60.
+    assert beat.publisher.waiting <= 1 + 20 * 12
+    assert beat.publisher.waiting >= 1 + 20 * 9
+
+
+def listening_sessions() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'luffy-beat-listen' "
+            "AND datname = current_database()"
+        )
+        return cursor.fetchone()[0]
+
+
+def disable_with_sql(row_id: int):
+    """What an operator's psql does: no change stamp, no date_changed."""
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE django_celery_beat_periodictask SET enabled = false WHERE id = %s", [row_id])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="NOTIFY is PostgreSQL's")
+def test_raw_sql_reaches_a_listening_beat_through_notify(make_schedule, scheduler, clock, broker):
+    """A change no stamp or date_changed reveals is in within a few notification checks, not at reconciliation."""
+    schedule = make_schedule(schedule_type="interval", interval_seconds=600)
+    beat = scheduler()
+    beat.tick()
+    assert listening_sessions() == 1
+    disable_with_sql(schedule.periodic_task_id)
+    pick_up(beat, clock, lambda: due_of(beat, schedule) is None)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="NOTIFY is PostgreSQL's")
+def test_a_notification_lost_with_the_listening_session_is_repaired_on_reconnect(
+    make_schedule, scheduler, clock, broker, caplog
+):
+    """Changes made while the listening session was gone are caught up as soon as it is back."""
+    schedule = make_schedule(schedule_type="interval", interval_seconds=600)
+    beat = scheduler()
+    beat.tick()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'luffy-beat-listen' "
+            "AND datname = current_database()"
+        )
+    wait_for(lambda: listening_sessions() == 0, timeout=10, what="the listening session to end")
+    disable_with_sql(schedule.periodic_task_id)  # announced to no one
+    pick_up(beat, clock, lambda: due_of(beat, schedule) is None)
+    assert listening_sessions() == 1
+    assert "listening for changes again; catching up" in caplog.text
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="NOTIFY is PostgreSQL's")
+def test_a_statement_over_too_many_rows_to_name_is_taken_in_at_once(scheduler, clock, broker):
+    """Over 10,000 rows in one statement notify ``task:*``: the stamp checks run at once, no stamp needed."""
+    interval = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.bulk_create(
+        [PeriodicTask(name=f"bulk-{n}", task="x.y", interval=interval, queue=QUEUE) for n in range(10_001)],
+        batch_size=2000,
+    )
+    beat = scheduler()
+    beat.tick()
+    assert len(beat.entries) == 10_001
+    PeriodicTask.objects.update(enabled=False)  # one statement, no change stamp
+    pick_up(beat, clock, lambda: not beat.entries)

@@ -1,6 +1,7 @@
 """The fleet scheduler as real processes: two beats, a SIGKILL, poison rows, the demo worker.
 
-One session-scoped run (about 20 s) feeds every test here: three services on one-second
+One session-scoped run per broker (Redis, then RabbitMQ on a vhost of its own; about 20 s each)
+feeds every test here: three services on one-second
 schedules, two beats on the pytest database, rows inserted with SQL that no scheduler can
 run, the active beat killed with SIGKILL, and the worker-side record of what arrived.
 """
@@ -9,9 +10,11 @@ import os
 import signal
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.models import Max
 from django.test import override_settings
@@ -19,7 +22,7 @@ from django.test import override_settings
 from schedules import services
 from schedules.models import Dispatch, Service
 
-from ..e2e import wait_for
+from ..e2e import rabbitmq_vhost, wait_for
 from .processes import ROOT, Processes, calls_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -64,10 +67,16 @@ def every_schedule_sent_after(moment: float) -> bool:
     return len(last) == len(SERVICES) and all(row["last"].timestamp() > moment for row in last)
 
 
-@pytest.fixture(scope="session")
-def failover_run(django_db_setup, django_db_blocker, tmp_path_factory):
-    """Run the scenario once; the tests below read what it recorded."""
+@pytest.fixture(scope="session", params=["redis", "rabbitmq"])
+def failover_run(request, django_db_setup, django_db_blocker, tmp_path_factory):
+    """Run the scenario once per broker; the tests below read what it recorded."""
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    broker_url = settings.CELERY_BROKER_URL
+    if request.param == "rabbitmq":
+        contexts = ExitStack()
+        request.addfinalizer(contexts.close)
+        broker_url = contexts.enter_context(rabbitmq_vhost(f"luffy_test_failover_{os.getpid()}"))
 
     tmp = tmp_path_factory.mktemp("fleet")
     queue = f"fleet-{uuid.uuid4().hex[:8]}"
@@ -89,6 +98,7 @@ def failover_run(django_db_setup, django_db_blocker, tmp_path_factory):
         LUFFY_DEMO_RECORD_FILE=str(record),
         PYTHONPATH=str(ROOT),
         LUFFY_BEAT_HEARTBEAT_SECONDS="0",
+        CELERY_BROKER_URL=broker_url,
     )
     processes = Processes(tmp, env)
     actor = services.Actor.system("tests")
