@@ -13,7 +13,8 @@
 import logging
 from datetime import timedelta
 
-from django.db.models import Count, Q, Sum
+from django.db.models import CharField, Count, Q, Sum
+from django.db.models.functions import Cast
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from ..beat_rows import CRONTAB_FIELDS
@@ -175,8 +176,11 @@ class Pickup:
         rows = {
             ("interval_id", row[0]): row[1:] for row in IntervalSchedule.objects.values_list("id", "every", "period")
         }
-        crontabs = CrontabSchedule.objects.values_list("id", *CRONTAB_FIELDS, "timezone")
-        rows.update({("crontab_id", row[0]): (*row[1:-1], str(row[-1])) for row in crontabs})
+        # The zone as text: one zoneinfo does not know must cost its row only, not every check.
+        crontabs = CrontabSchedule.objects.annotate(zone=Cast("timezone", CharField())).values_list(
+            "id", *CRONTAB_FIELDS, "zone"
+        )
+        rows.update({("crontab_id", row[0]): row[1:] for row in crontabs})
         return rows
 
     def _find_retimed_rows(self):
