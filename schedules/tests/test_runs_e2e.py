@@ -26,11 +26,10 @@ from django.test import override_settings
 from kombu import Exchange, Queue
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
 
 from luffy_admin.celery import app as celery_app
 from schedules import selectors, services
-from schedules.models import Dispatch, TaskSchedule
+from schedules.models import ApiKeyScope, Dispatch, TaskSchedule
 
 from .e2e import Process, database_url, shared_test_database, text_of, wait_for
 
@@ -137,7 +136,7 @@ def stack(request, e2e_database, tmp_path_factory):
 
 @pytest.fixture
 def api(stack):
-    api_key, key = APIKey.objects.create_key(name=f"e2e-{uuid.uuid4().hex[:8]}")
+    api_key, key = services.api_key_create(name=f"e2e-{uuid.uuid4().hex[:8]}", scopes=set(ApiKeyScope.NAMES))
     yield Api(key)
     api_key.delete()
     actor = services.Actor.system("e2e-cleanup")

@@ -175,7 +175,7 @@ def test_hung_broker_health_and_run_answer_within_bounds_and_recover(web):
         health = web.call(f"{BASE}/health", auth=None)
         assert (health.status, health.json()) == (
             HTTPStatus.OK,
-            {"status": "degraded", "database": "ok", "broker": "down", "beat": "unknown"},
+            {"status": "degraded", "database": "ok", "broker": "down", "beat": "unknown", "monitor": "unknown"},
         )
         run = web.call(f"{BASE}/schedules/{web.schedule}/run", method="POST")
         assert run.status == HTTPStatus.SERVICE_UNAVAILABLE
@@ -217,7 +217,7 @@ def _assert_unavailable_everywhere(web) -> list[float]:
     health = web.call(f"{BASE}/health", auth=None)
     assert (health.status, health.json()) == (
         HTTPStatus.SERVICE_UNAVAILABLE,
-        {"status": "down", "database": "down", "broker": "ok", "beat": "unknown"},
+        {"status": "down", "database": "down", "broker": "ok", "beat": "unknown", "monitor": "unknown"},
     )
     admin = web.call("/admin/schedules/service/", auth="session")
     assert admin.status == HTTPStatus.SERVICE_UNAVAILABLE
