@@ -1,6 +1,6 @@
 """What the app says when it refuses a value, each sentence written once.
 
-The write path (``services.py``, ``timing.py``), the model's validator, and the API's filters
+The write path (``services/``, ``timing.py``), the model's validator, and the API's filters
 and serializers all refuse with these, so a caller reads the same words whichever way a value
 came in (request body, query string, admin form).
 """

@@ -1,7 +1,7 @@
 """Services, their schedules and the audit trail.
 
 Timing and run state are not stored here: each TaskSchedule owns one django-celery-beat
-PeriodicTask, which beat reads. Only ``schedules/services.py`` writes these models.
+PeriodicTask, which beat reads. Only ``schedules/services/`` writes these models.
 """
 
 import uuid

@@ -117,7 +117,7 @@ def schedule_recent_dispatches(schedule: TaskSchedule, limit: int = 10) -> Query
 # --- beat rows a service schedule owns ---------------------------------------------------------
 # The one definition of ownership: a PeriodicTask is owned when a TaskSchedule points at it; a
 # timing row (CrontabSchedule, IntervalSchedule) when an owned PeriodicTask uses it. Owned rows
-# change only through services.py; django-celery-beat's admin reads these to keep its hands off.
+# change only through services/; django-celery-beat's admin reads these to keep its hands off.
 
 _OWNED = Q(luffy_schedule__isnull=False)
 

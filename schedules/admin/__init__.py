@@ -1,6 +1,6 @@
 """The operators' admin: services, their schedules, the audit trail, and beat's own pages.
 
-Every save, delete and action calls ``schedules/services.py`` with the logged-in user as the
+Every save, delete and action calls ``schedules/services/`` with the logged-in user as the
 actor, so the admin writes exactly as the API does and the audit trail names who did it.
 django-celery-beat's pages stay, re-registered so they validate cron like the rest of the
 project and cannot edit or cascade-delete what a service schedule owns.

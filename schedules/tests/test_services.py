@@ -14,6 +14,7 @@ from luffy_admin.celery import app as celery_app
 from schedules import beat_rows, selectors, services
 from schedules.errors import ConflictError
 from schedules.models import AuditEvent, Service, TaskSchedule
+from schedules.services import audit
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +137,7 @@ def test_failure_mid_sync_rolls_back_both_rows(actor, service, monkeypatch):
     def broken_audit(**kwargs):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(services, "_audit", broken_audit)
+    monkeypatch.setattr(audit, "record", broken_audit)
     with pytest.raises(RuntimeError):
         services.schedule_create(actor=actor, service=service, task_name="fetch_logs", cron_expression="* * * * *")
     assert _beat_rows() == (0, 0)
@@ -144,7 +145,7 @@ def test_failure_mid_sync_rolls_back_both_rows(actor, service, monkeypatch):
 
 def test_failed_update_leaves_the_beat_entry_as_it_was(make_schedule, actor, monkeypatch):
     schedule = make_schedule(cron_expression="*/15 * * * *")
-    monkeypatch.setattr(services, "_audit", lambda **kwargs: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(audit, "record", lambda **kwargs: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError):
         services.schedule_update(actor=actor, schedule=schedule, cron_expression="*/5 * * * *")
     schedule.refresh_from_db()

@@ -22,6 +22,7 @@ from luffy_admin_client import (
 )
 from schedules import services
 from schedules.models import AuditEvent, TaskSchedule
+from schedules.services import run_now
 from schedules.tests.api.helpers import unreachable_celery_app
 
 HOURLY = ScheduleSpec(task_name="fetch_logs", cron_expression="0 * * * *")
@@ -128,7 +129,7 @@ def test_wrong_key_and_wrong_scheme_are_authentication_failed(make_client, base_
 
 def test_broker_down_on_run_is_unavailable_and_sends_nothing(make_client, monkeypatch):
     """503 from /run arrives as Unavailable (after the retries the idempotency key makes safe)."""
-    monkeypatch.setattr(services, "celery_app", unreachable_celery_app())
+    monkeypatch.setattr(run_now, "celery_app", unreachable_celery_app())
 
     async def steps(client, existing):
         await settle(client.run_schedule(existing.id))

@@ -12,8 +12,9 @@ import redis
 from django.conf import settings
 from django_celery_beat.models import PeriodicTask
 
-from schedules import health, services
+from schedules import health
 from schedules.models import AuditEvent, Dispatch, TaskSchedule
+from schedules.services import run_now
 from schedules.tests.api.helpers import (
     BASE,
     database_state,
@@ -312,7 +313,7 @@ BROKER_DOWN = {
 
 def test_run_with_the_broker_down_answers_503_and_records_nothing(api, schedule, monkeypatch):
     """A broker known to be down: 503 with a detail, and no run-now in the audit trail."""
-    monkeypatch.setattr(services, "celery_app", unreachable_celery_app())
+    monkeypatch.setattr(run_now, "celery_app", unreachable_celery_app())
     before = database_state()
     response = api.post(f"{BASE}/schedules/{schedule.pk}/run")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
@@ -324,7 +325,7 @@ def test_run_with_the_broker_down_answers_503_and_records_nothing(api, schedule,
 def test_run_when_the_send_itself_fails_answers_503(api, schedule, monkeypatch):
     """The broker lost between the check and the send (after commit): a 503, not a 500, and
     the audit event says nothing went out."""
-    monkeypatch.setattr(services, "celery_app", unreachable_celery_app())
+    monkeypatch.setattr(run_now, "celery_app", unreachable_celery_app())
     monkeypatch.setattr(health, "check_broker", lambda app: health.OK)
     response = api.post(f"{BASE}/schedules/{schedule.pk}/run")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE

@@ -5,8 +5,9 @@ from http import HTTPStatus
 import pytest
 from django.utils import timezone
 
-from schedules import services
+from schedules import health, services
 from schedules.models import IdempotencyRecord, TaskSchedule
+from schedules.services import run_now
 from schedules.tests.api.helpers import BASE, database_state, expected_body
 
 pytestmark = pytest.mark.django_db
@@ -155,8 +156,8 @@ def test_keys_older_than_a_day_are_pruned_and_reusable(api, service):
 def test_retried_run_with_a_key_sends_once(api, schedule, django_capture_on_commit_callbacks, monkeypatch):
     """Run-now with a key: the retry answers the first task id and sends nothing more."""
     sent = []
-    monkeypatch.setattr(services.celery_app, "send_task", lambda *args, **kwargs: sent.append(kwargs["task_id"]))
-    monkeypatch.setattr(services.health, "check_broker", lambda app: services.health.OK)
+    monkeypatch.setattr(run_now.celery_app, "send_task", lambda *args, **kwargs: sent.append(kwargs["task_id"]))
+    monkeypatch.setattr(health, "check_broker", lambda app: health.OK)
     with django_capture_on_commit_callbacks(execute=True):
         first = api.post(f"{BASE}/schedules/{schedule.pk}/run", HTTP_IDEMPOTENCY_KEY="run-1")
     with django_capture_on_commit_callbacks(execute=True):
