@@ -273,8 +273,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "PREPROCESSING_HOOKS": ["schedules.api.urls.schema_paths_without_slash"],
     "ENUM_NAME_OVERRIDES": {
-        "UpDownEnum": "schedules.api.serializers.UP_DOWN",
-        "LivenessEnum": "schedules.api.serializers.LIVENESS",
+        "UpDownEnum": "schedules.api.serializers.utility.UP_DOWN",
+        "LivenessEnum": "schedules.api.serializers.utility.LIVENESS",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

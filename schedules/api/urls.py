@@ -8,7 +8,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from . import utility_views, views
+from . import views
 from .permissions import IsStaffOrApiKey
 
 OPTIONAL_SLASH = "/?"
@@ -23,12 +23,12 @@ class OptionalSlashRouter(SimpleRouter):
 router = OptionalSlashRouter()
 router.register("services", views.ServiceViewSet, basename="service")
 router.register("schedules", views.ScheduleViewSet, basename="schedule")
-router.register("tasks", utility_views.TaskViewSet, basename="task")
+router.register("tasks", views.TaskViewSet, basename="task")
 
 api_urlpatterns = router.urls + [
-    re_path(rf"^cron/preview{OPTIONAL_SLASH}$", utility_views.CronPreviewView.as_view(), name="cron-preview"),
-    re_path(rf"^health{OPTIONAL_SLASH}$", utility_views.HealthView.as_view(), name="health"),
-    re_path(rf"^load{OPTIONAL_SLASH}$", utility_views.LoadView.as_view(), name="load"),
+    re_path(rf"^cron/preview{OPTIONAL_SLASH}$", views.CronPreviewView.as_view(), name="cron-preview"),
+    re_path(rf"^health{OPTIONAL_SLASH}$", views.HealthView.as_view(), name="health"),
+    re_path(rf"^load{OPTIONAL_SLASH}$", views.LoadView.as_view(), name="load"),
 ]
 
 urlpatterns = [

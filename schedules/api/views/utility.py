@@ -9,10 +9,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import catalogue, cron, health, selectors
-from ..models import TaskSchedule
-from .filters import CronPreviewQuerySerializer, LoadQuerySerializer, validated_query
-from .serializers import (
+from ... import catalogue, cron, health, selectors
+from ...models import TaskSchedule
+from ..filters import CronPreviewQuerySerializer, LoadQuerySerializer, validated_query
+from ..serializers import (
     CatalogueTaskSerializer,
     CronPreviewSerializer,
     HealthSerializer,
