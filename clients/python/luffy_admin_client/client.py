@@ -31,7 +31,10 @@ from .models import (
     Dispatch,
     ErrorBody,
     Health,
+    Load,
+    Run,
     RunResponse,
+    RunState,
     Schedule,
     ScheduleSet,
     ScheduleSpec,
@@ -379,6 +382,22 @@ class _Endpoints:
         """The schedule's changes, newest first (readable after it is deleted)."""
         return self._call(self._history_page(schedule_id, page, page_size))
 
+    def _runs_page(self, schedule_id, state, page, page_size) -> Call:
+        params = _without_none(state=state, page=page, page_size=page_size)
+        return Call("GET", f"/schedules/{schedule_id}/runs", _adapter(Page[Run]), params=params, retry=True)
+
+    def runs(
+        self,
+        schedule_id,
+        *,
+        state: RunState | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+    ) -> Page[Run]:
+        """Its runs (beat's sends and run-nows) with what the workers reported, newest first;
+        ``state=`` keeps the runs in that state (``"failed"`` ...)."""
+        return self._call(self._runs_page(schedule_id, state, page, page_size))
+
     def dispatches(self, schedule_id) -> list[Dispatch]:
         """The last 10 sends beat made for it (fleet scheduler only)."""
         return self._call(Call("GET", f"/schedules/{schedule_id}/dispatches", _adapter(list[Dispatch]), retry=True))
@@ -391,6 +410,12 @@ class _Endpoints:
     def cron_preview(self, expression: str, *, timezone: str = "UTC", count: int = 5) -> CronPreview:
         params = {"expression": expression, "timezone": timezone, "count": count}
         return self._call(Call("GET", "/cron/preview", _model(CronPreview), params=params, retry=True))
+
+    def load(self, *, hours: int | None = None, resolution: str | None = None) -> Load:
+        """Sends per minute (``resolution="hour"``: per hour) over the next ``hours`` (1-48,
+        server default 24), by task, with the busiest minutes."""
+        params = _without_none(hours=hours, resolution=resolution)
+        return self._call(Call("GET", "/load", _model(Load), params=params, retry=True))
 
     def health(self) -> Health:
         """The report, also when it is ``down`` (the server answers 503 with it)."""
@@ -480,6 +505,9 @@ class LuffyAdmin(_Endpoints):
     def iter_history(self, schedule_id, *, page_size: int = 100) -> Iterator[AuditEvent]:
         return self._pages(lambda page: self._history_page(schedule_id, page, page_size))
 
+    def iter_runs(self, schedule_id, *, state: RunState | None = None, page_size: int = 100) -> Iterator[Run]:
+        return self._pages(lambda page: self._runs_page(schedule_id, state, page, page_size))
+
 
 class AsyncLuffyAdmin(_Endpoints):
     """Asynchronous client (FastAPI, asyncio): every method of ``LuffyAdmin``, awaited;
@@ -548,3 +576,6 @@ class AsyncLuffyAdmin(_Endpoints):
 
     def iter_history(self, schedule_id, *, page_size: int = 100) -> AsyncIterator[AuditEvent]:
         return self._pages(lambda page: self._history_page(schedule_id, page, page_size))
+
+    def iter_runs(self, schedule_id, *, state: RunState | None = None, page_size: int = 100) -> AsyncIterator[Run]:
+        return self._pages(lambda page: self._runs_page(schedule_id, state, page, page_size))
