@@ -32,6 +32,8 @@ from .models import (
     ScheduleSpec,
     ScheduleState,
     Service,
+    ServiceDetail,
+    TaskOutcome,
 )
 
 __all__ = [
@@ -64,6 +66,8 @@ __all__ = [
     "ScheduleSpec",
     "ScheduleState",
     "Service",
+    "ServiceDetail",
+    "TaskOutcome",
     "Unavailable",
     "ValidationFailed",
 ]

@@ -39,6 +39,7 @@ from .models import (
     ScheduleSet,
     ScheduleSpec,
     Service,
+    ServiceDetail,
 )
 
 API_PATH = "/api/v1/task-scheduling"
@@ -204,8 +205,9 @@ class _Endpoints:
     def list_services(self, *, page: int | None = None, page_size: int | None = None) -> Page[Service]:
         return self._call(self._services_page(page, page_size))
 
-    def get_service(self, service_id: str) -> Service:
-        return self._call(Call("GET", f"/services/{service_id}", _model(Service), retry=True))
+    def get_service(self, service_id: str) -> ServiceDetail:
+        """The service, with ``last_outcomes``: per task, its newest run's state."""
+        return self._call(Call("GET", f"/services/{service_id}", _model(ServiceDetail), retry=True))
 
     def create_service(
         self, service_id: str, name: str, description: str = "", *, idempotency_key: str | None = None
@@ -407,8 +409,24 @@ class _Endpoints:
     def tasks(self) -> list[CatalogueTask]:
         return self._call(Call("GET", "/tasks", _adapter(list[CatalogueTask]), retry=True))
 
-    def cron_preview(self, expression: str, *, timezone: str = "UTC", count: int = 5) -> CronPreview:
-        params = {"expression": expression, "timezone": timezone, "count": count}
+    def cron_preview(
+        self,
+        expression: str,
+        *,
+        timezone: str = "UTC",
+        count: int = 5,
+        service_id: str | None = None,
+        task_name: str | None = None,
+        key: str | None = None,
+    ) -> CronPreview:
+        """Valid or why not, in words, and the next runs. ``H`` fields land where they would for
+        ``service_id`` + ``task_name`` (a schedule of that task there), or for ``key``."""
+        params = {
+            "expression": expression,
+            "timezone": timezone,
+            "count": count,
+            **_without_none(service_id=service_id, task_name=task_name, key=key),
+        }
         return self._call(Call("GET", "/cron/preview", _model(CronPreview), params=params, retry=True))
 
     def load(self, *, hours: int | None = None, resolution: str | None = None) -> Load:

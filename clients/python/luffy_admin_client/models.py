@@ -52,6 +52,25 @@ class Service(_Versioned):
     updated_at: datetime
 
 
+class TaskOutcome(_Response):
+    """A task's newest run across the service's schedules of it, and whether one is failing."""
+
+    COMPONENT: ClassVar[str] = "TaskOutcome"
+
+    state: RunState
+    at: datetime
+    failing: bool
+
+
+class ServiceDetail(Service):
+    """``get_service``: the service with, per task it schedules, the newest run's outcome (None
+    for a task that has not run yet)."""
+
+    COMPONENT: ClassVar[str] = "ServiceDetail"
+
+    last_outcomes: dict[str, TaskOutcome | None]
+
+
 class Schedule(_Versioned):
     COMPONENT: ClassVar[str] = "Schedule"
 
@@ -282,6 +301,8 @@ class ErrorBody(_Response):
 # Every model the drift test checks against schema.yml.
 MODELS = (
     Service,
+    TaskOutcome,
+    ServiceDetail,
     Outcome,
     Schedule,
     ScheduleSpec,

@@ -17,6 +17,9 @@ from luffy_admin_client import (
     Run,
     RunError,
     ScheduleSpec,
+    Service,
+    ServiceDetail,
+    TaskOutcome,
     ValidationFailed,
 )
 from schedules import runs, services
@@ -123,6 +126,34 @@ def test_runs_lists_each_run_newest_first_with_its_outcome(make_client):
     )
     assert every[2].sent_at.tzinfo is not None
     assert [item.task_id for item in failures] == [failed]
+
+
+def test_get_service_reads_each_tasks_last_outcome(make_client):
+    """get_service() is a ServiceDetail: per task it schedules, the newest run's state, and
+    whether one of its schedules is failing; None for a task that has not run."""
+    logs = _schedule()
+    services.schedule_create(
+        actor=services.Actor.system("tests"), service=logs.service, task_name="index_code", cron_expression="0 3 * * *"
+    )
+    schedule_id = logs.pk
+    record_run(schedule_id, minute=0, events=SUCCEEDS)
+    record_run(schedule_id, minute=15, events=FAILS)
+
+    async def scenario():
+        client = make_client()
+        try:
+            return await settle(client.get_service("web-app"))
+        finally:
+            await _close(client)
+
+    detail = run(scenario)
+
+    assert isinstance(detail, ServiceDetail) and isinstance(detail, Service) and detail.etag
+    assert (detail.id, detail.schedule_count) == ("web-app", 2)
+    assert detail.last_outcomes == {
+        "fetch_logs": TaskOutcome(state="failed", at=T0 + timedelta(minutes=15, seconds=4), failing=True),
+        "index_code": None,
+    }
 
 
 def test_run_now_through_the_client_is_listed_as_a_run(make_client, default_queue):
