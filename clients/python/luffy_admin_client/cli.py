@@ -146,7 +146,17 @@ def services_list(context):
 @click.argument("service_id")
 @pass_context
 def services_get(context, service_id):
-    context.out.show(context.client.get_service(service_id))
+    """Its fields, and per task its newest run (``failing`` when one of its schedules is)."""
+    detail = context.client.get_service(service_id)
+    if context.out.as_json:
+        context.out.show(detail)
+        return
+    fields = detail.model_dump(mode="json", exclude={"last_outcomes"})
+    for task_name, outcome in sorted(detail.last_outcomes.items()):
+        fields[f"last_run.{task_name}"] = (
+            f"{outcome.state} {outcome.at.isoformat()}{' (failing)' if outcome.failing else ''}" if outcome else "never"
+        )
+    context.out.show(fields)
 
 
 @services.command("put")
@@ -388,14 +398,22 @@ def cron():
 @click.argument("expression")
 @click.option("--timezone", default="UTC", show_default=True)
 @click.option("--count", default=5, show_default=True)
+@click.option("--service", "service_id", help="With --task: place H fields as for this service's schedule.")
+@click.option("--task", "task_name", help="With --service. Example: fetch_logs")
+@click.option("--key", help="Instead of --service/--task: any key to place H fields by.")
 @pass_context
-def cron_preview(context, expression, timezone, count):
+def cron_preview(context, expression, timezone, count, service_id, task_name, key):
     """Valid or why not, in words, and the next run times."""
-    preview = context.client.cron_preview(expression, timezone=timezone, count=count)
+    preview = context.client.cron_preview(
+        expression, timezone=timezone, count=count, service_id=service_id, task_name=task_name, key=key
+    )
     if context.out.as_json:
         context.out.show(preview)
     elif preview.valid:
-        click.echo(f"{preview.expression}: {preview.description}")
+        resolved = (
+            f" ({preview.resolved_expression})" if preview.resolved_expression not in (None, preview.expression) else ""
+        )
+        click.echo(f"{preview.expression}{resolved}: {preview.description}")
         for moment in preview.next_runs:
             click.echo(f"  {moment.isoformat()}")
     else:

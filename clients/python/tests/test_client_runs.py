@@ -3,11 +3,11 @@ through the client (sync and async) and the CLI, against a live server."""
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from client_helpers import cli_runner, run, settle
+from client_helpers import FAILS, SUCCEEDS, T0, cli_runner, record_run, run, settle
 from luffy_admin_client import (
     Load,
     NotFound,
@@ -22,33 +22,8 @@ from luffy_admin_client import (
     TaskOutcome,
     ValidationFailed,
 )
-from schedules import runs, services
+from schedules import services
 from schedules.models import ApiKeyScope, Dispatch, TaskSchedule
-
-T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
-SUCCEEDS = [("task-received", 2, {}), ("task-started", 3, {}), ("task-succeeded", 5, {"runtime": 2.0})]
-FAILS = [("task-received", 2, {}), ("task-started", 3, {}), ("task-failed", 4, {"exception": "KeyError('x')"})]
-
-
-def record_run(schedule_id, *, minute: int, events=(), trigger="schedule") -> str:
-    """A run sent at T0 + ``minute`` minutes, as beat records it, then the workers' ``events``
-    (type, seconds after the send, fields) as the run monitor applies them."""
-    schedule = TaskSchedule.objects.select_related("periodic_task").get(pk=schedule_id)
-    task_id = str(uuid.uuid4())
-    slot = T0 + timedelta(minutes=minute)
-    services.run_record_sent(
-        periodic_task_name=schedule.periodic_task.name,
-        slot=slot,
-        task_id=task_id,
-        sent_at=slot + timedelta(seconds=1),
-        trigger=trigger,
-    )
-    buffer = runs.PatchBuffer()
-    for kind, seconds, fields in events:
-        at = (slot + timedelta(seconds=seconds)).timestamp()
-        buffer.add({"type": kind, "uuid": task_id, "timestamp": at, "hostname": "celery@w1", **fields})
-    services.run_events_apply(patches=buffer.take())
-    return task_id
 
 
 def _schedule(service_id="web-app") -> TaskSchedule:
