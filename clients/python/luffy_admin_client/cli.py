@@ -4,8 +4,10 @@ The server and key come from ``--url`` / ``--key`` or ``LUFFY_ADMIN_URL`` / ``LU
 Errors print the server's ``detail`` on stderr and exit 1.
 """
 
+import itertools
 import json
 import sys
+import typing
 from collections.abc import Iterable, Sequence
 
 import click
@@ -14,10 +16,13 @@ from pydantic import BaseModel
 from . import declarative
 from .client import LuffyAdmin
 from .errors import LuffyAdminError, NotFound, ValidationFailed
-from .models import ScheduleSpec
+from .models import RunState, ScheduleSpec
 
 SCHEDULE_COLUMNS = ("id", "service_id", "task_name", "key", "description", "timezone", "enabled", "next_run")
 SERVICE_COLUMNS = ("id", "name", "schedule_count", "description")
+RUN_COLUMNS = ("sent_at", "trigger", "state", "runtime_seconds", "worker", "retries", "error", "task_id")
+MAX_PAGE_SIZE = 200  # the server's bound on ?page_size=
+RUN_STATES = typing.get_args(RunState)
 
 
 class Output:
@@ -141,7 +146,17 @@ def services_list(context):
 @click.argument("service_id")
 @pass_context
 def services_get(context, service_id):
-    context.out.show(context.client.get_service(service_id))
+    """Its fields, and per task its newest run (``failing`` when one of its schedules is)."""
+    detail = context.client.get_service(service_id)
+    if context.out.as_json:
+        context.out.show(detail)
+        return
+    fields = detail.model_dump(mode="json", exclude={"last_outcomes"})
+    for task_name, outcome in sorted(detail.last_outcomes.items()):
+        fields[f"last_run.{task_name}"] = (
+            f"{outcome.state} {outcome.at.isoformat()}{' (failing)' if outcome.failing else ''}" if outcome else "never"
+        )
+    context.out.show(fields)
 
 
 @services.command("put")
@@ -282,6 +297,30 @@ def schedules_history(context, schedule_id):
     context.out.show(events, ("at", "actor", "action"))
 
 
+@schedules.command("runs")
+@click.argument("schedule_id")
+@click.option("--state", type=click.Choice(RUN_STATES), help="Only runs in this state.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many.")
+@pass_context
+def schedules_runs(context, schedule_id, state, limit):
+    """Its runs and their outcomes, newest first (outcomes need the server's run monitor)."""
+    runs = list(
+        itertools.islice(context.client.iter_runs(schedule_id, state=state, page_size=min(limit, MAX_PAGE_SIZE)), limit)
+    )
+    if context.out.as_json:
+        context.out.show(runs)
+        return
+    rows = [
+        {
+            **run.model_dump(mode="json"),
+            "sent_at": run.sent_at.isoformat(),
+            "error": f"{run.error.type}: {run.error.message}" if run.error else None,
+        }
+        for run in runs
+    ]
+    context.out.show(rows, RUN_COLUMNS)
+
+
 @schedules.command("delete")
 @click.argument("schedule_id")
 @click.option("--if-match", help="The ETag you read; refused (412) if it changed since.")
@@ -359,14 +398,22 @@ def cron():
 @click.argument("expression")
 @click.option("--timezone", default="UTC", show_default=True)
 @click.option("--count", default=5, show_default=True)
+@click.option("--service", "service_id", help="With --task: place H fields as for this service's schedule.")
+@click.option("--task", "task_name", help="With --service. Example: fetch_logs")
+@click.option("--key", help="Instead of --service/--task: any key to place H fields by.")
 @pass_context
-def cron_preview(context, expression, timezone, count):
+def cron_preview(context, expression, timezone, count, service_id, task_name, key):
     """Valid or why not, in words, and the next run times."""
-    preview = context.client.cron_preview(expression, timezone=timezone, count=count)
+    preview = context.client.cron_preview(
+        expression, timezone=timezone, count=count, service_id=service_id, task_name=task_name, key=key
+    )
     if context.out.as_json:
         context.out.show(preview)
     elif preview.valid:
-        click.echo(f"{preview.expression}: {preview.description}")
+        resolved = (
+            f" ({preview.resolved_expression})" if preview.resolved_expression not in (None, preview.expression) else ""
+        )
+        click.echo(f"{preview.expression}{resolved}: {preview.description}")
         for moment in preview.next_runs:
             click.echo(f"  {moment.isoformat()}")
     else:
@@ -379,6 +426,31 @@ def cron_preview(context, expression, timezone, count):
 def tasks(context):
     """The task catalogue."""
     context.out.show(context.client.tasks(), ("name", "task_path", "queue", "min_interval_seconds"))
+
+
+@main.command("load")
+@click.option("--hours", type=click.IntRange(1, 48), help="How far ahead (server default 24).")
+@click.option("--resolution", type=click.Choice(["minute", "hour"]), help="Bucket width (server default minute).")
+@pass_context
+def load(context, hours, resolution):
+    """Upcoming sends: how many schedules, and the busiest minutes (or hours) ahead by task."""
+    answer = context.client.load(hours=hours, resolution=resolution)
+    if context.out.as_json:
+        context.out.show(answer)
+        return
+    click.echo(
+        f"{answer.schedules} enabled schedules, {answer.distinct_timings} distinct timings, "
+        f"{answer.start.isoformat()} to {answer.end.isoformat()} by {answer.resolution}"
+    )
+    rows = [
+        {
+            "at": bucket.at.isoformat(),
+            "total": bucket.total,
+            "by_task": ", ".join(f"{task} {count}" for task, count in sorted(bucket.by_task.items())),
+        }
+        for bucket in answer.busiest
+    ]
+    context.out.show(rows, ("at", "total", "by_task"))
 
 
 @main.command("health")

@@ -31,11 +31,15 @@ from .models import (
     Dispatch,
     ErrorBody,
     Health,
+    Load,
+    Run,
     RunResponse,
+    RunState,
     Schedule,
     ScheduleSet,
     ScheduleSpec,
     Service,
+    ServiceDetail,
 )
 
 API_PATH = "/api/v1/task-scheduling"
@@ -201,8 +205,9 @@ class _Endpoints:
     def list_services(self, *, page: int | None = None, page_size: int | None = None) -> Page[Service]:
         return self._call(self._services_page(page, page_size))
 
-    def get_service(self, service_id: str) -> Service:
-        return self._call(Call("GET", f"/services/{service_id}", _model(Service), retry=True))
+    def get_service(self, service_id: str) -> ServiceDetail:
+        """The service, with ``last_outcomes``: per task, its newest run's state."""
+        return self._call(Call("GET", f"/services/{service_id}", _model(ServiceDetail), retry=True))
 
     def create_service(
         self, service_id: str, name: str, description: str = "", *, idempotency_key: str | None = None
@@ -379,6 +384,22 @@ class _Endpoints:
         """The schedule's changes, newest first (readable after it is deleted)."""
         return self._call(self._history_page(schedule_id, page, page_size))
 
+    def _runs_page(self, schedule_id, state, page, page_size) -> Call:
+        params = _without_none(state=state, page=page, page_size=page_size)
+        return Call("GET", f"/schedules/{schedule_id}/runs", _adapter(Page[Run]), params=params, retry=True)
+
+    def runs(
+        self,
+        schedule_id,
+        *,
+        state: RunState | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+    ) -> Page[Run]:
+        """Its runs (beat's sends and run-nows) with what the workers reported, newest first;
+        ``state=`` keeps the runs in that state (``"failed"`` ...)."""
+        return self._call(self._runs_page(schedule_id, state, page, page_size))
+
     def dispatches(self, schedule_id) -> list[Dispatch]:
         """The last 10 sends beat made for it (fleet scheduler only)."""
         return self._call(Call("GET", f"/schedules/{schedule_id}/dispatches", _adapter(list[Dispatch]), retry=True))
@@ -388,9 +409,31 @@ class _Endpoints:
     def tasks(self) -> list[CatalogueTask]:
         return self._call(Call("GET", "/tasks", _adapter(list[CatalogueTask]), retry=True))
 
-    def cron_preview(self, expression: str, *, timezone: str = "UTC", count: int = 5) -> CronPreview:
-        params = {"expression": expression, "timezone": timezone, "count": count}
+    def cron_preview(
+        self,
+        expression: str,
+        *,
+        timezone: str = "UTC",
+        count: int = 5,
+        service_id: str | None = None,
+        task_name: str | None = None,
+        key: str | None = None,
+    ) -> CronPreview:
+        """Valid or why not, in words, and the next runs. ``H`` fields land where they would for
+        ``service_id`` + ``task_name`` (a schedule of that task there), or for ``key``."""
+        params = {
+            "expression": expression,
+            "timezone": timezone,
+            "count": count,
+            **_without_none(service_id=service_id, task_name=task_name, key=key),
+        }
         return self._call(Call("GET", "/cron/preview", _model(CronPreview), params=params, retry=True))
+
+    def load(self, *, hours: int | None = None, resolution: str | None = None) -> Load:
+        """Sends per minute (``resolution="hour"``: per hour) over the next ``hours`` (1-48,
+        server default 24), by task, with the busiest minutes."""
+        params = _without_none(hours=hours, resolution=resolution)
+        return self._call(Call("GET", "/load", _model(Load), params=params, retry=True))
 
     def health(self) -> Health:
         """The report, also when it is ``down`` (the server answers 503 with it)."""
@@ -480,6 +523,9 @@ class LuffyAdmin(_Endpoints):
     def iter_history(self, schedule_id, *, page_size: int = 100) -> Iterator[AuditEvent]:
         return self._pages(lambda page: self._history_page(schedule_id, page, page_size))
 
+    def iter_runs(self, schedule_id, *, state: RunState | None = None, page_size: int = 100) -> Iterator[Run]:
+        return self._pages(lambda page: self._runs_page(schedule_id, state, page, page_size))
+
 
 class AsyncLuffyAdmin(_Endpoints):
     """Asynchronous client (FastAPI, asyncio): every method of ``LuffyAdmin``, awaited;
@@ -548,3 +594,6 @@ class AsyncLuffyAdmin(_Endpoints):
 
     def iter_history(self, schedule_id, *, page_size: int = 100) -> AsyncIterator[AuditEvent]:
         return self._pages(lambda page: self._history_page(schedule_id, page, page_size))
+
+    def iter_runs(self, schedule_id, *, state: RunState | None = None, page_size: int = 100) -> AsyncIterator[Run]:
+        return self._pages(lambda page: self._runs_page(schedule_id, state, page, page_size))

@@ -28,7 +28,9 @@ class AuthenticationFailed(LuffyAdminError):
 
 
 class PermissionDenied(LuffyAdminError):
-    """403."""
+    """403: the API key lacks the scope the call needs (``read`` for reads, ``write`` for
+    changes, ``run`` for ``run_schedule``), or a staff session the model permission; ``detail``
+    names it."""
 
 
 class NotFound(LuffyAdminError):
@@ -45,6 +47,11 @@ class Conflict(LuffyAdminError):
 
 class PreconditionFailed(LuffyAdminError):
     """412: ``if_match`` named a version that changed since; read again and retry."""
+
+
+class PayloadTooLarge(LuffyAdminError):
+    """413: the JSON body is larger than the server takes (``LUFFY_MAX_BODY_BYTES``, 64 KiB by
+    default), e.g. a very long ``apply_schedules`` list."""
 
 
 class IdempotencyKeyReused(LuffyAdminError):
@@ -70,6 +77,7 @@ BY_STATUS: dict[int, type[LuffyAdminError]] = {
     HTTPStatus.NOT_FOUND: NotFound,
     HTTPStatus.CONFLICT: Conflict,
     HTTPStatus.PRECONDITION_FAILED: PreconditionFailed,
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: PayloadTooLarge,
     HTTPStatus.UNPROCESSABLE_ENTITY: IdempotencyKeyReused,
     HTTPStatus.TOO_MANY_REQUESTS: RateLimited,
     HTTPStatus.SERVICE_UNAVAILABLE: Unavailable,

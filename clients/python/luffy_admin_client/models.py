@@ -52,6 +52,25 @@ class Service(_Versioned):
     updated_at: datetime
 
 
+class TaskOutcome(_Response):
+    """A task's newest run across the service's schedules of it, and whether one is failing."""
+
+    COMPONENT: ClassVar[str] = "TaskOutcome"
+
+    state: RunState
+    at: datetime
+    failing: bool
+
+
+class ServiceDetail(Service):
+    """``get_service``: the service with, per task it schedules, the newest run's outcome (None
+    for a task that has not run yet)."""
+
+    COMPONENT: ClassVar[str] = "ServiceDetail"
+
+    last_outcomes: dict[str, TaskOutcome | None]
+
+
 class Schedule(_Versioned):
     COMPONENT: ClassVar[str] = "Schedule"
 
@@ -167,6 +186,34 @@ class Dispatch(_Response):
     sent_at: datetime
 
 
+class RunError(_Response):
+    """A failed run's (or its last retry's) exception."""
+
+    COMPONENT: ClassVar[str] = "RunError"
+
+    type: str
+    message: str
+
+
+class Run(_Response):
+    """One send of a schedule (by beat or a run-now) and what the workers reported about it."""
+
+    COMPONENT: ClassVar[str] = "Run"
+
+    task_id: str
+    trigger: Literal["schedule", "run_now"]
+    slot: datetime
+    sent_at: datetime
+    state: RunState
+    received_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    runtime_seconds: float | None
+    worker: str | None
+    retries: int
+    error: RunError | None
+
+
 class CatalogueTask(_Response):
     COMPONENT: ClassVar[str] = "CatalogueTask"
 
@@ -200,6 +247,42 @@ class Health(_Response):
     monitor: Literal["ok", "stale", "unknown"]
 
 
+class LoadBucket(_Response):
+    """Sends in one minute (or hour) ahead, in all and per task."""
+
+    COMPONENT: ClassVar[str] = "LoadBucket"
+
+    at: datetime
+    total: int
+    by_task: dict[str, int]
+
+
+class LoadSecond(_Response):
+    """Sends in one second of the busiest minute."""
+
+    COMPONENT: ClassVar[str] = "LoadSecond"
+
+    second: int
+    total: int
+    by_task: dict[str, int]
+
+
+class Load(_Response):
+    """The upcoming load: sends per bucket ahead, the busiest buckets, the busiest minute by second."""
+
+    COMPONENT: ClassVar[str] = "Load"
+
+    start: datetime
+    end: datetime
+    resolution: str
+    tasks: list[str]
+    schedules: int
+    distinct_timings: int
+    buckets: list[LoadBucket]
+    busiest: list[LoadBucket]
+    busiest_minute_seconds: list[LoadSecond]
+
+
 class RunResponse(_Response):
     COMPONENT: ClassVar[str] = "RunResponse"
 
@@ -218,6 +301,8 @@ class ErrorBody(_Response):
 # Every model the drift test checks against schema.yml.
 MODELS = (
     Service,
+    TaskOutcome,
+    ServiceDetail,
     Outcome,
     Schedule,
     ScheduleSpec,
@@ -228,9 +313,14 @@ MODELS = (
     RunRecord,
     AuditEvent,
     Dispatch,
+    RunError,
+    Run,
     CatalogueTask,
     CronPreview,
     Health,
+    LoadBucket,
+    LoadSecond,
+    Load,
     RunResponse,
     ErrorBody,
 )

@@ -1,10 +1,11 @@
 """The luffy-admin command against a live server: tables by default, --json for scripts."""
 
 import json
+import re
 
 import pytest
 
-from client_helpers import FILE, FIRST_APPLY, cli_runner
+from client_helpers import FAILS, FILE, FIRST_APPLY, cli_runner, record_run
 from schedules.models import TaskSchedule
 
 
@@ -155,6 +156,29 @@ def test_cron_preview(cli):
     valid = cli("cron", "preview", "0 9 * * 1-5", "--timezone", "Europe/Paris", "--count", "2").stdout.splitlines()
     assert valid[0] == "0 9 * * 1-5: At 09:00, Monday through Friday" and len(valid) == 3
     assert cli("cron", "preview", "0 0 30 2 *", status=1).stdout.startswith("invalid: ")
+    placed = cli("cron", "preview", "H * * * *", "--service", "web-app", "--task", "fetch_logs", "--count", "1")
+    assert re.fullmatch(r"H \* \* \* \* \(\d{1,2} \* \* \* \*\): .+", placed.stdout.splitlines()[0])
+    keyed = json.loads(cli("--json", "cron", "preview", "H * * * *", "--key", "web-app:fetch_logs").stdout)
+    assert keyed["valid"] and keyed["resolved_expression"].endswith(" * * * *")
+
+
+def test_services_get_shows_each_tasks_last_run(cli):
+    """`services get`: a `last_run.<task>` line per task it schedules (state, time, failing), or never."""
+    cli("services", "put", "web-app", "--name", "Web application", "--description", "Storefront")
+    created = json.loads(
+        cli("--json", "schedules", "create", "web-app", "--task", "fetch_logs", "--cron", "@hourly").stdout
+    )
+    cli("schedules", "create", "web-app", "--task", "index_code", "--cron", "0 3 * * *")
+    record_run(created["id"], minute=0, events=FAILS)
+    shown = dict(line.split(None, 1) for line in cli("services", "get", "web-app").stdout.splitlines())
+    assert shown["last_run.fetch_logs"] == "failed 2026-01-31T12:00:04+00:00 (failing)"
+    assert shown["last_run.index_code"] == "never"
+    assert shown["schedule_count"] == "2"
+    body = json.loads(cli("--json", "services", "get", "web-app").stdout)
+    assert body["last_outcomes"] == {
+        "fetch_logs": {"state": "failed", "at": "2026-01-31T12:00:04Z", "failing": True},
+        "index_code": None,
+    }
 
 
 def test_url_and_key_flags_override_the_environment(cli, base_url, api_key, monkeypatch):

@@ -196,6 +196,33 @@ def test_catalogue_cron_preview_and_health(make_client):
     assert (health.database, health.broker) == ("ok", "ok")
 
 
+def test_cron_preview_places_h_fields_as_a_schedule_would(make_client):
+    """cron_preview(service_id=, task_name=) resolves H where a schedule of that task in that
+    service lands; key= hashes from any key; the created schedule agrees."""
+    from schedules import timing
+
+    async def scenario():
+        client = make_client()
+        try:
+            for_schedule = await settle(
+                client.cron_preview("H * * * *", service_id="web-app", task_name="fetch_logs", count=1)
+            )
+            for_key = await settle(client.cron_preview("H * * * *", key=timing.schedule_key("web-app", "fetch_logs")))
+            await settle(client.ensure_service("web-app", "Web application"))
+            created = await settle(
+                client.create_schedule("web-app", {"task_name": "fetch_logs", "cron_expression": "H * * * *"})
+            )
+            return for_schedule, for_key, created
+        finally:
+            await settle(client.close() if hasattr(client, "close") else client.aclose())
+
+    for_schedule, for_key, created = run(scenario)
+
+    assert for_schedule.valid and for_schedule.resolved_expression != "H * * * *"
+    assert for_schedule.resolved_expression == for_key.resolved_expression == created.resolved_cron_expression
+    assert len(for_schedule.next_runs) == 1
+
+
 @pytest.mark.parametrize("flavour", ["sync"], indirect=True)
 def test_dispatch_model_reads_what_beat_recorded(make_client):
     """dispatches() turns the fleet scheduler's records into models (slot, task id, sent at)."""

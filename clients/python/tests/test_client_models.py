@@ -9,6 +9,8 @@ from luffy_admin_client.models import MODELS
 
 SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[3] / "schema.yml").read_text())
 COMPONENTS = SCHEMA["components"]["schemas"]
+# A Python float is a double: Pydantic writes a float field as a bare "number".
+NUMBER_FORMATS = {"double", "float"}
 
 
 def _openapi_type(prop: dict):
@@ -29,6 +31,8 @@ def _openapi_type(prop: dict):
         return ("array", _openapi_type(prop["items"])[0]), nullable
     if prop.get("type") == "object":
         return "object", nullable
+    if prop.get("type") == "number" and prop.get("format") in NUMBER_FORMATS:
+        return ("number", None), nullable
     return (prop["type"], prop.get("format")), nullable
 
 
