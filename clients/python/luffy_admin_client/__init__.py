@@ -1,6 +1,7 @@
 """Python client for the luffy-admin task scheduling API: sync and async, typed, safe to retry."""
 
-from .client import AsyncLuffyAdmin, LuffyAdmin, Page
+from .calls import Page
+from .client import AsyncLuffyAdmin, LuffyAdmin
 from .errors import (
     AuthenticationFailed,
     Conflict,

@@ -5,78 +5,22 @@ Errors print the server's ``detail`` on stderr and exit 1.
 """
 
 import itertools
-import json
 import sys
 import typing
-from collections.abc import Iterable, Sequence
 
 import click
-from pydantic import BaseModel
 
 from . import declarative
 from .client import LuffyAdmin
 from .errors import LuffyAdminError, NotFound, ValidationFailed
 from .models import RunState, ScheduleSpec
+from .output import Output
 
 SCHEDULE_COLUMNS = ("id", "service_id", "task_name", "key", "description", "timezone", "enabled", "next_run")
 SERVICE_COLUMNS = ("id", "name", "schedule_count", "description")
 RUN_COLUMNS = ("sent_at", "trigger", "state", "runtime_seconds", "worker", "retries", "error", "task_id")
 MAX_PAGE_SIZE = 200  # the server's bound on ?page_size=
 RUN_STATES = typing.get_args(RunState)
-
-
-class Output:
-    def __init__(self, as_json: bool):
-        self.as_json = as_json
-
-    def show(self, value, columns: Sequence[str] | None = None) -> None:
-        """A model or a list of models: JSON, or a table (``columns``) / key-value lines."""
-        data = _plain(value)
-        if self.as_json:
-            click.echo(json.dumps(data, indent=2))
-        elif isinstance(data, list):
-            click.echo(_table(data, columns or (list(data[0]) if data else [])))
-        elif isinstance(data, dict):
-            width = max(map(len, data), default=0)
-            for name, item in data.items():
-                click.echo(f"{name:<{width}}  {_cell(item)}")
-        else:
-            click.echo(data)
-
-    def lines(self, lines: Iterable[str], data) -> None:
-        if self.as_json:
-            click.echo(json.dumps(_plain(data), indent=2))
-        else:
-            for line in lines:
-                click.echo(line)
-
-
-def _plain(value):
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {name: _plain(item) for name, item in value.items()}
-    return value
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def _table(rows: list[dict], columns: Sequence[str]) -> str:
-    if not rows:
-        return "(none)"
-    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
-    widths = [max(len(column), *(len(line[index]) for line in cells)) for index, column in enumerate(columns)]
-    header = "  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True))
-    body = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in cells]
-    return "\n".join([header, *(line.rstrip() for line in body)])
 
 
 class Context:
