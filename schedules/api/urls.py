@@ -4,12 +4,15 @@ Every API path also answers without its trailing slash (the seed's callers send 
 no redirect: POST bodies would not survive one.
 """
 
+from http import HTTPStatus
+
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
 from . import views
 from .permissions import IsStaffOrApiKey
+from .serializers.base import ERROR_DESCRIPTIONS
 
 OPTIONAL_SLASH = "/?"
 
@@ -68,9 +71,7 @@ COMMON_ERRORS = {
         "The database (`code: service_unavailable`, with `Retry-After`) or, for /run, the broker is unavailable."
     ),
 }
-FORBIDDEN = {
-    "403": _error_response("The staff user lacks the model permission, or the API key the scope, named in `detail`.")
-}
+FORBIDDEN = {"403": _error_response(ERROR_DESCRIPTIONS[HTTPStatus.FORBIDDEN])}
 
 
 def schema_common_error_responses(result, generator, request, public):

@@ -106,7 +106,7 @@ class ErrorSerializer(serializers.Serializer):
 ERROR_DESCRIPTIONS = {
     HTTPStatus.BAD_REQUEST: "Invalid input; `errors` per field.",
     HTTPStatus.UNAUTHORIZED: "No or invalid credentials; `detail` names the accepted schemes when another was sent.",
-    HTTPStatus.FORBIDDEN: "Logged in, but not staff.",
+    HTTPStatus.FORBIDDEN: "The staff user lacks the model permission, or the API key the scope, named in `detail`.",
     HTTPStatus.NOT_FOUND: "`Service not found` / `Schedule not found`.",
     HTTPStatus.CONFLICT: "It would duplicate a schedule or service (`existing_id` names it), or exceed the "
     "per-service schedule cap.",
