@@ -3,14 +3,12 @@ file; the CLI runner; run records as beat and the run monitor write them."""
 
 import asyncio
 import inspect
-import uuid
-from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
 from luffy_admin_client.cli import main
-from schedules import runs, services
 from schedules.models import TaskSchedule
+from schedules.tests.api import helpers as api_helpers
 
 
 async def settle(value):
@@ -74,28 +72,6 @@ def cli_runner(base_url, api_key, monkeypatch):
     return invoke
 
 
-# Run records, as beat (or run-now) writes them and the run monitor applies worker events.
-T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
-SUCCEEDS = [("task-received", 2, {}), ("task-started", 3, {}), ("task-succeeded", 5, {"runtime": 2.0})]
-FAILS = [("task-received", 2, {}), ("task-started", 3, {}), ("task-failed", 4, {"exception": "KeyError('x')"})]
-
-
-def record_run(schedule_id, *, minute: int, events=(), trigger="schedule") -> str:
-    """A run sent at T0 + ``minute`` minutes, as beat records it, then the workers' ``events``
-    (type, seconds after the send, fields) as the run monitor applies them."""
-    schedule = TaskSchedule.objects.select_related("periodic_task").get(pk=schedule_id)
-    task_id = str(uuid.uuid4())
-    slot = T0 + timedelta(minutes=minute)
-    services.run_record_sent(
-        periodic_task_name=schedule.periodic_task.name,
-        slot=slot,
-        task_id=task_id,
-        sent_at=slot + timedelta(seconds=1),
-        trigger=trigger,
-    )
-    buffer = runs.PatchBuffer()
-    for kind, seconds, fields in events:
-        at = (slot + timedelta(seconds=seconds)).timestamp()
-        buffer.add({"type": kind, "uuid": task_id, "timestamp": at, "hostname": "celery@w1", **fields})
-    services.run_events_apply(patches=buffer.take())
-    return task_id
+def record_run(schedule_id, **run) -> str:
+    """A run of the schedule with this id, as beat and the run monitor write it (see ``api.helpers.record_run``)."""
+    return api_helpers.record_run(TaskSchedule.objects.select_related("periodic_task").get(pk=schedule_id), **run)

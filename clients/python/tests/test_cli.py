@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from client_helpers import FAILS, FILE, FIRST_APPLY, cli_runner, record_run
+from client_helpers import FILE, FIRST_APPLY, cli_runner, record_run
 from schedules.models import TaskSchedule
+from schedules.tests.api.helpers import FAILS
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from client_helpers import FAILS, SUCCEEDS, T0, cli_runner, record_run, run, settle
+from client_helpers import cli_runner, record_run, run, settle
 from luffy_admin_client import (
     Load,
     NotFound,
@@ -24,6 +24,7 @@ from luffy_admin_client import (
 )
 from schedules import services
 from schedules.models import ApiKeyScope, Dispatch, TaskSchedule
+from schedules.tests.api.helpers import FAILS, SUCCEEDS, T0
 
 
 def _schedule(service_id="web-app") -> TaskSchedule:

@@ -125,16 +125,7 @@ class ScheduleSerializer(serializers.Serializer):
         return super().to_representation(ScheduleRead.of(instance))
 
 
-SCHEDULE_READ_ONLY_FIELDS = frozenset(ScheduleSerializer._declared_fields) - {
-    "task_name",
-    "schedule_type",
-    "cron_expression",
-    "interval_seconds",
-    "jitter_seconds",
-    "timezone",
-    "enabled",
-    "key",
-}
+SCHEDULE_READ_ONLY_FIELDS = frozenset(ScheduleSerializer._declared_fields) - set(services.SCHEDULE_FIELDS)
 
 
 class ScheduleCreateSerializer(RequestSerializer):

@@ -1,6 +1,7 @@
 """Plain helpers the API tests share (fixtures live in conftest.py)."""
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from celery import Celery
@@ -8,7 +9,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
-from schedules import catalogue
+from schedules import catalogue, runs, services
 from schedules.models import AuditEvent, Service, TaskSchedule
 
 BASE = "/api/v1/task-scheduling"
@@ -110,3 +111,29 @@ def database_state() -> dict:
 # A refused request, as the `assert_refused` fixture takes it (tables of them are parametrized).
 REFUSAL = ("method", "path", "request_kwargs", "status", "code", "error_fields")
 CREATE = ("POST", "/services/web-app/schedules")
+
+
+# Run records, as beat (or run-now) writes them and the run monitor applies worker events.
+T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+SUCCEEDS = [("task-received", 2, {}), ("task-started", 3, {}), ("task-succeeded", 5, {"runtime": 2.0})]
+FAILS = [("task-received", 2, {}), ("task-started", 3, {}), ("task-failed", 4, {"exception": "KeyError('x')"})]
+
+
+def record_run(schedule: TaskSchedule, *, minute: int, events=(), trigger="schedule") -> str:
+    """A run sent at T0 + ``minute`` minutes, as beat records it, then the workers' ``events``
+    (type, seconds after the send, fields) as the run monitor applies them; returns its task id."""
+    task_id = str(uuid.uuid4())
+    slot = T0 + timedelta(minutes=minute)
+    services.run_record_sent(
+        periodic_task_name=schedule.periodic_task.name,
+        slot=slot,
+        task_id=task_id,
+        sent_at=slot + timedelta(seconds=1),
+        trigger=trigger,
+    )
+    buffer = runs.PatchBuffer()
+    for kind, seconds, fields in events:
+        at = (slot + timedelta(seconds=seconds)).timestamp()
+        buffer.add({"type": kind, "uuid": task_id, "timestamp": at, "hostname": "celery@w1", **fields})
+    services.run_events_apply(patches=buffer.take())
+    return task_id

@@ -2,40 +2,14 @@
 per-task summary on a service, and /dispatches as the send part of the runs."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
 
-from schedules import runs, services
-from schedules.tests.api.helpers import BASE, expected_body, iso
+from schedules.tests.api.helpers import BASE, FAILS, SUCCEEDS, T0, expected_body, iso, record_run
 
 pytestmark = pytest.mark.django_db
-
-T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
-
-
-def record_run(schedule, *, minute: int, events=(), trigger="schedule") -> str:
-    """A run sent at T0 + ``minute`` minutes; ``events`` as (type, seconds after the send, fields)."""
-    task_id = str(uuid.UUID(int=minute + 1))
-    slot = T0 + timedelta(minutes=minute)
-    services.run_record_sent(
-        periodic_task_name=schedule.periodic_task.name,
-        slot=slot,
-        task_id=task_id,
-        sent_at=slot + timedelta(seconds=1),
-        trigger=trigger,
-    )
-    buffer = runs.PatchBuffer()
-    for kind, seconds, fields in events:
-        at = (slot + timedelta(seconds=seconds)).timestamp()
-        buffer.add({"type": kind, "uuid": task_id, "timestamp": at, "hostname": "celery@w1", **fields})
-    services.run_events_apply(patches=buffer.take())
-    return task_id
-
-
-SUCCEEDS = [("task-received", 2, {}), ("task-started", 3, {}), ("task-succeeded", 5, {"runtime": 2.0})]
-FAILS = [("task-received", 2, {}), ("task-started", 3, {}), ("task-failed", 4, {"exception": "KeyError('x')"})]
 
 
 def test_runs_lists_each_run_newest_first_with_its_outcome(api, schedule):
