@@ -48,8 +48,8 @@ def refuse_over_cap(service: Service) -> None:
         )
 
 
-def validate_key(*, service: Service, key, schedule: TaskSchedule | None = None) -> str | None:
-    """A key is optional; when given, well formed and not another schedule's in the service."""
+def require_key_format(key) -> str | None:
+    """A key is optional; when given, a string of the key's form."""
     if key is None:
         return None
     if not isinstance(key, str):
@@ -58,6 +58,13 @@ def validate_key(*, service: Service, key, schedule: TaskSchedule | None = None)
         schedule_key_validator(key)
     except ValidationError as exc:
         raise ValidationError({"key": exc.messages}) from None
+    return key
+
+
+def validate_key(*, service: Service, key, schedule: TaskSchedule | None = None) -> str | None:
+    """A key is optional; when given, well formed and not another schedule's in the service."""
+    if require_key_format(key) is None:
+        return None
     holder = TaskSchedule.objects.filter(service=service, key=key)
     if schedule is not None:
         holder = holder.exclude(pk=schedule.pk)

@@ -9,11 +9,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .. import messages, selectors, timing
+from .. import selectors, timing
 from ..errors import ConflictError
-from ..models import Service, schedule_key_validator
+from ..models import Service
 from .audit import Actor, schedule_snapshot
-from .rules import SCHEDULE_FIELDS, SCHEDULE_IDENTITY, lock_service, require_bool, require_task
+from .rules import SCHEDULE_FIELDS, SCHEDULE_IDENTITY, lock_service, require_bool, require_key_format, require_task
 from .schedule import schedule_create, schedule_delete_rows, schedule_update
 
 CREATED, UPDATED, DELETED, UNCHANGED = "created", "updated", "deleted", "unchanged"
@@ -61,14 +61,7 @@ def _desired_state(item: dict, *, service_id: str) -> dict:
         key=timing.schedule_key(service_id, task.name),
         jitter_seconds=item.get("jitter_seconds"),
     )
-    key = item.get("key")
-    if key is not None:
-        if not isinstance(key, str):
-            raise ValidationError({"key": [messages.SCHEDULE_KEY]})
-        try:
-            schedule_key_validator(key)
-        except ValidationError as exc:
-            raise ValidationError({"key": exc.messages}) from None
+    key = require_key_format(item.get("key"))
     return {
         "task_name": task.name,
         "schedule_type": new_timing.schedule_type,
