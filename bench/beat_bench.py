@@ -8,8 +8,9 @@ For each size it seeds N interval schedules (every 15 minutes, last runs spread 
 
 - in a fresh process (so memory is its own): load time (construct + first tick), reload after
   one change (one row saved, then the work that takes it in: the stock scheduler's re-read and
-  heap rebuild, the fleet scheduler's poll; median of 5), and dispatch rate with all N due
-  (ticks driven directly, real broker, 5 s or until all are sent);
+  heap rebuild, the fleet scheduler's poll; median of 5), dispatch rate with all N due
+  (ticks driven directly, real broker, 5 s or until all are sent), and idle CPU (% of a core over
+  20 s, ticking as beat does, every row's next slot a period away);
 - fleet only, in-process with a real clock: a burst (``min(N, 10,000)`` slots due on the same
   second with all N loaded: when the last is on the broker, lateness p50/p99, sends/s), then
   change-to-applied pickup p50/p99 per kind of change (save, delete, django-celery-beat's
@@ -205,6 +206,7 @@ def measure_in_process(scheduler_key: str) -> dict:
     sent = broker().llen(QUEUE) - already
     scheduler.close()
     broker().delete(QUEUE)
+    idle_cpu_pct = measure_idle_cpu(cls)
     results = {
         "load_s": load_s,
         "reload_after_one_change_ms": statistics.median(reloads) * 1000,
@@ -212,6 +214,7 @@ def measure_in_process(scheduler_key: str) -> dict:
         "dispatch_per_s": sent / elapsed,
         "in_process_rss_mb": loaded_rss,
         "memory_per_schedule_kb": (loaded_rss - baseline) * 1024 / max(n, 1),
+        "idle_cpu_pct": idle_cpu_pct,
     }
     if scheduler_key == "fleet":
         results.update(measure_burst(cls, min(n, BURST)))
@@ -239,6 +242,24 @@ class Ticking:
         self._stop.set()
         self._thread.join()
         self.scheduler.close()
+
+
+def measure_idle_cpu(cls, seconds: float = 20) -> float:
+    """CPU (% of one core) of a loaded scheduler ticking as beat runs it, with nothing due and
+    nothing changing: every row ran just now, so its next slot is a period away."""
+    from datetime import UTC, datetime
+
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
+
+    PeriodicTask.objects.update(last_run_at=datetime.now(UTC))
+    PeriodicTasks.update_changed()
+    ticking = Ticking(cls)  # loads
+    time.sleep(2)  # past the first ticks after the load
+    cpu, wall = time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    used = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    ticking.close()
+    return used * 100
 
 
 def wait_until(condition, timeout=10.0) -> float | None:
@@ -528,6 +549,7 @@ ROWS = [
     ("burst_lateness_p99_s", "burst: lateness p99 (s)", "{:.2f}"),
     ("burst_per_s", "burst: sends/s", "{:.0f}"),
     ("memory_per_schedule_kb", "memory per schedule (KB)", "{:.2f}"),
+    ("idle_cpu_pct", "idle CPU, nothing due (% of a core)", "{:.2f}"),
 ]
 
 
