@@ -18,10 +18,12 @@ logged, never raised, and the loop keeps going.
 """
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from celery import signals
 from celery.beat import Scheduler
 from django.conf import settings
 from django.db import connection
@@ -136,9 +138,11 @@ class FleetScheduler(Scheduler):
         if not self.single and now >= self._lock_check_at:
             self._check_leadership(now)
         if not self.is_leader:
-            return self.lock_retry_seconds
+            # The next try a second after this one began: a try that waited out an unanswering
+            # database is followed at once, so the loop never sleeps on top of that wait.
+            return seconds(max(0, min(self._lock_check_at - self._now(), self._lock_retry)))
         if not self.table.loaded:
-            if not self.store.load():
+            if not self.store.load(keep_alive=None if self.single else self._keep_lock):
                 return self.lock_retry_seconds
             now = self._now()  # a load takes seconds: claims and expiry go by the time after it
         self.store.keep_up(now)
@@ -179,6 +183,10 @@ class FleetScheduler(Scheduler):
         if self.lock.acquire():
             logger.info("beat: took the leader lock; loading the schedule")
             self.is_leader = True
+
+    def _keep_lock(self) -> bool:
+        """During a long load: use the lock's session, so the server does not end it as idle."""
+        return self.lock.alive()
 
     def _step_down(self, why: str):
         """Stop sending at once; another beat may hold the lock by now (fail closed)."""
@@ -225,3 +233,25 @@ class FleetScheduler(Scheduler):
         except Exception as exc:  # the lock session is gone: so is the right to send
             self._step_down(f"claiming slots failed ({exc})")
             return None
+
+
+@signals.beat_init.connect
+def bound_database_waits(sender=None, **kwargs):
+    """``celery beat`` with this scheduler: bound every database wait of the process (db_waits).
+
+    Only beat's own process: not a worker running beat in a thread (``-B`` without processes),
+    not a test that builds a scheduler in its own process.
+    """
+    scheduler = getattr(sender, "scheduler", None)
+    if (
+        isinstance(scheduler, FleetScheduler)
+        and connection.vendor == "postgresql"
+        and threading.current_thread() is threading.main_thread()
+    ):
+        from .. import db_waits
+
+        db_waits.install_for_beat()
+        logger.info(
+            "beat: database waits bounded to %g s of silence (LUFFY_DB_BEAT_WAIT_SECONDS)",
+            settings.LUFFY_DB_BEAT_WAIT_SECONDS,
+        )
