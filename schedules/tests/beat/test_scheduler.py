@@ -538,3 +538,32 @@ def test_a_statement_over_too_many_rows_to_name_is_taken_in_at_once(scheduler, c
     assert len(beat.entries) == 10_001
     PeriodicTask.objects.update(enabled=False)  # one statement, no change stamp
     pick_up(beat, clock, lambda: not beat.entries)
+
+
+def test_celery_beat_bounds_database_waits_for_the_fleet_scheduler_only(scheduler):
+    """On ``beat_init`` a beat running the fleet scheduler installs db_waits' bound
+    (LUFFY_DB_BEAT_WAIT_SECONDS) for every psycopg2 session of its process; a beat running
+    another scheduler, or running in a worker's thread, leaves psycopg2 as it is."""
+    from celery import signals
+    from psycopg2 import extensions
+
+    from schedules.db_waits import BoundedWait
+
+    class Service:
+        def __init__(self, running):
+            self.scheduler = running
+
+    assert extensions.get_wait_callback() is None
+    try:
+        signals.beat_init.send(sender=Service(object()))
+        assert extensions.get_wait_callback() is None
+        in_thread = threading.Thread(target=signals.beat_init.send, kwargs={"sender": Service(scheduler())})
+        in_thread.start()
+        in_thread.join()
+        assert extensions.get_wait_callback() is None
+        signals.beat_init.send(sender=Service(scheduler()))
+        installed = extensions.get_wait_callback()
+        assert isinstance(installed, BoundedWait)
+        assert installed.seconds == settings.LUFFY_DB_BEAT_WAIT_SECONDS
+    finally:
+        extensions.set_wait_callback(None)
