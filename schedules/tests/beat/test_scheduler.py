@@ -567,3 +567,17 @@ def test_celery_beat_bounds_database_waits_for_the_fleet_scheduler_only(schedule
         assert installed.seconds == settings.LUFFY_DB_BEAT_WAIT_SECONDS
     finally:
         extensions.set_wait_callback(None)
+
+
+def test_the_server_ends_a_leader_lock_session_left_idle(scheduler, clock):
+    """The lock's session carries ``idle_session_timeout``: a leader cut off so that TCP sees
+    nothing (its peer's kernel still acknowledges) stops using it, and the server then ends it and
+    frees the lock for a standby."""
+    from schedules.beat.lock import IDLE_SESSION_TIMEOUT_MS
+
+    leader = scheduler()
+    leader.tick()
+    assert leader.is_leader
+    with leader.lock._conn.cursor() as cursor:
+        cursor.execute("SHOW idle_session_timeout")
+        assert cursor.fetchone()[0] == f"{IDLE_SESSION_TIMEOUT_MS // 1000}s"
