@@ -57,6 +57,8 @@ class FleetScheduler(Scheduler):
     max_batch = 500
     # Claims buffered while the database is down (single-beat mode); the oldest go first.
     max_unsaved_claims = 100_000
+    # A tick longer than this is logged (a full load is not: it logs its own time).
+    slow_tick_seconds = 1.0
 
     def __init__(self, *args, clock: Callable[[], float] = time.time, **kwargs):
         super().__init__(*args, **kwargs)
@@ -88,6 +90,7 @@ class FleetScheduler(Scheduler):
         self._announced = False
         self._liveness_file = getattr(settings, "LUFFY_BEAT_LIVENESS_FILE", None)
         self._liveness_at = 0
+        self._loading = False
 
     @staticmethod
     def _listens() -> bool:
@@ -128,6 +131,16 @@ class FleetScheduler(Scheduler):
 
     def tick(self, *args, **kwargs):
         """One pass: keep leadership and state fresh, then send what is due. Returns seconds to sleep."""
+        started, self._loading = time.monotonic(), False
+        try:
+            return self._tick()
+        finally:
+            took = time.monotonic() - started
+            if took > self.slow_tick_seconds and not self._loading:
+                # Every wait has a bound (database, broker): a long tick says which one ran out.
+                logger.warning("beat: a tick took %.2f s", took)
+
+    def _tick(self) -> float:
         now = self._now()
         if not self._announced:
             self._announced = True
@@ -142,6 +155,7 @@ class FleetScheduler(Scheduler):
             # database is followed at once, so the loop never sleeps on top of that wait.
             return seconds(max(0, min(self._lock_check_at - self._now(), self._lock_retry)))
         if not self.table.loaded:
+            self._loading = True
             if not self.store.load(keep_alive=None if self.single else self._keep_lock):
                 return self.lock_retry_seconds
             now = self._now()  # a load takes seconds: claims and expiry go by the time after it
