@@ -38,8 +38,10 @@ CLAIM_LOOKBACK = timedelta(minutes=10) // MICROSECOND
 PRUNE_BATCH = 10_000
 PRUNE_BUDGET_SECONDS = 0.5
 PRUNE_BEHIND_US = timedelta(seconds=1) // MICROSECOND
-# During a full load, the caller's keep-alive (the leader lock's session) runs this often.
+# During a full load, the caller's keep-alive (the leader lock's session) runs this often,
+# looked at once per this many rows.
 LOAD_KEEP_ALIVE_SECONDS = 1.0
+LOAD_KEEP_ALIVE_ROWS = 2000
 
 
 class LoadAborted(Exception):
@@ -188,7 +190,7 @@ class Store:
             # Streamed in chunks: the whole table is never held as rows next to the entries.
             for count, row in enumerate(read_rows(PeriodicTask.objects.order_by("id")).iterator(2000)):
                 table.apply(row, claimed_slot=_us_or_none(claimed.get(row.name)), push=False)
-                if count % 2000 == 1999:
+                if count % LOAD_KEEP_ALIVE_ROWS == LOAD_KEEP_ALIVE_ROWS - 1:
                     keep()
             return bookmarks
 

@@ -581,3 +581,32 @@ def test_the_server_ends_a_leader_lock_session_left_idle(scheduler, clock):
     with leader.lock._conn.cursor() as cursor:
         cursor.execute("SHOW idle_session_timeout")
         assert cursor.fetchone()[0] == f"{IDLE_SESSION_TIMEOUT_MS // 1000}s"
+
+
+def test_a_long_load_keeps_the_lock_session_in_use_and_is_dropped_once_the_lock_is_lost(
+    make_schedule, scheduler, clock, monkeypatch, caplog
+):
+    """While rows stream in, the leader uses its lock session about once a second (so the
+    server's idle timeout never ends a leader's session during a long load); if the lock is
+    gone by then, the load is dropped and the beat steps down instead of sending."""
+    from schedules.beat import store
+
+    for seconds in (60, 120, 180):
+        make_schedule(schedule_type="interval", interval_seconds=seconds)
+    monkeypatch.setattr(store, "LOAD_KEEP_ALIVE_ROWS", 1)
+    monkeypatch.setattr(store, "LOAD_KEEP_ALIVE_SECONDS", 0)
+    leader = scheduler()
+    checks = []
+    alive = leader.lock.alive
+    monkeypatch.setattr(leader.lock, "alive", lambda: checks.append(True) or alive())
+    leader.tick()
+    assert leader.table.loaded and len(checks) >= 3
+
+    follower = scheduler()
+    leader.close()
+    wait_for_the_lock_to_go()
+    monkeypatch.setattr(follower.lock, "alive", lambda: False)
+    with caplog.at_level(logging.ERROR, logger="schedules.beat.store"):
+        follower.tick()
+    assert not follower.table.loaded
+    assert "lost during the load" in caplog.text
