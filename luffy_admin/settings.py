@@ -124,6 +124,10 @@ DATABASES = {
 # (SIGSTOP) server never answers, and an alive one cancels its statement first.
 LUFFY_DB_STATEMENT_TIMEOUT_MS = env.int("LUFFY_DB_STATEMENT_TIMEOUT_MS", default=30_000)
 LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS = env.int("LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS", default=2000)
+# celery beat with the fleet scheduler stops waiting for an answer after this long without a
+# byte from the server (silence, not total time: a long load streams and is not cut), on every
+# session of its own; a leader whose database stops answering steps down (docs/beat.md).
+LUFFY_DB_BEAT_WAIT_SECONDS = env.float("LUFFY_DB_BEAT_WAIT_SECONDS", default=2.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -1,5 +1,6 @@
 """Bounded database waits for the web process (installed by gunicorn.conf.py's
-``post_worker_init``).
+``post_worker_init``) and for ``celery beat`` with the fleet scheduler (installed on Celery's
+``beat_init`` signal, schedules/beat/scheduler.py).
 
 libpq's own bounds do not cover a database that stops answering: ``connect_timeout`` ends
 only the connect, ``statement_timeout`` is enforced by the server (a stopped server enforces
@@ -13,6 +14,15 @@ connection and Django reconnects on a later request. The request answers 503
 After one wait ran out, waits fail at once for the same length of time: a request whose health
 check (CONN_HEALTH_CHECKS) timed out does not wait a second time to reconnect, and the other
 threads answer 503 at once instead of each waiting out the bound.
+
+The bound is on silence, not on total time: each wait restarts whenever the socket becomes
+readable or writable, so a long result streamed without pause (beat's full load) is never cut.
+
+Beat waits at most LUFFY_DB_BEAT_WAIT_SECONDS for any answer. The callback is process-wide
+(``psycopg2.extensions.set_wait_callback``), so it bounds every session of the beat process:
+Django's (loads, pickup polls, run-state writes), the leader lock's and the LISTEN session's.
+A leader whose database stops answering thus steps down (fails closed) within that bound and
+its ticks go on; once the database answers again it takes the lock again by itself.
 """
 
 import select
@@ -31,6 +41,7 @@ class BoundedWait:
         self.seconds, self.clock = seconds, clock
         self.lock = threading.Lock()
         self.silent_until = 0.0
+        self.longest = 0.0  # the longest silence waited out so far (bench/db_wait_bench.py)
 
     def __call__(self, conn) -> None:
         if self.clock() < self.silent_until:
@@ -38,14 +49,24 @@ class BoundedWait:
         while (state := conn.poll()) != extensions.POLL_OK:
             poller = select.poll()
             poller.register(conn.fileno(), EVENTS[state])
-            if not poller.poll(self.seconds * 1000):
+            started = self.clock()
+            ready = poller.poll(self.seconds * 1000)
+            self.longest = max(self.longest, self.clock() - started)
+            if not ready:
                 with self.lock:
                     self.silent_until = self.clock() + self.seconds
                 raise psycopg2.OperationalError(f"The database did not answer within {self.seconds:g} s.")
 
 
 def install() -> None:
-    """Before the process's first connection: sessions read these OPTIONS when they connect."""
+    """The web process, before its first connection: sessions read these OPTIONS when they connect."""
     statement_ms = settings.LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS
     settings.DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={statement_ms}"
     extensions.set_wait_callback(BoundedWait(statement_ms / 1000 + 0.5))
+
+
+def install_for_beat() -> BoundedWait:
+    """The beat process: every psycopg2 session waits at most LUFFY_DB_BEAT_WAIT_SECONDS of silence."""
+    wait = BoundedWait(settings.LUFFY_DB_BEAT_WAIT_SECONDS)
+    extensions.set_wait_callback(wait)
+    return wait

@@ -12,6 +12,11 @@ logger = logging.getLogger(__name__)
 LOCK_KEY = zlib.crc32(b"luffy-admin fleet beat")
 # How long data may go unacknowledged on the lock's link before either end drops it.
 SESSION_TIMEOUT_MS = 8000
+# The server ends the lock's session, freeing the lock, after this long without a query from
+# the leader (which checks the lock every second, and during a long load too). TCP timeouts
+# cannot see a peer whose kernel still acknowledges (a stopped process, a proxy that stopped
+# forwarding); this can. PostgreSQL 14 and later.
+IDLE_SESSION_TIMEOUT_MS = 8000
 
 
 class LeaderLock:
@@ -63,6 +68,9 @@ class LeaderLock:
         )
         self._conn = psycopg2.connect(**params)
         self._conn.autocommit = True
+        if self._conn.server_version >= 140000:
+            with self._conn.cursor() as cursor:
+                cursor.execute(f"SET idle_session_timeout = {IDLE_SESSION_TIMEOUT_MS}")
 
     def acquire(self) -> bool:
         try:

@@ -18,10 +18,12 @@ logged, never raised, and the loop keeps going.
 """
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from celery import signals
 from celery.beat import Scheduler
 from django.conf import settings
 from django.db import connection
@@ -55,6 +57,8 @@ class FleetScheduler(Scheduler):
     max_batch = 500
     # Claims buffered while the database is down (single-beat mode); the oldest go first.
     max_unsaved_claims = 100_000
+    # A tick longer than this is logged (a full load is not: it logs its own time).
+    slow_tick_seconds = 1.0
 
     def __init__(self, *args, clock: Callable[[], float] = time.time, **kwargs):
         super().__init__(*args, **kwargs)
@@ -86,6 +90,7 @@ class FleetScheduler(Scheduler):
         self._announced = False
         self._liveness_file = getattr(settings, "LUFFY_BEAT_LIVENESS_FILE", None)
         self._liveness_at = 0
+        self._loading = False
 
     @staticmethod
     def _listens() -> bool:
@@ -126,6 +131,16 @@ class FleetScheduler(Scheduler):
 
     def tick(self, *args, **kwargs):
         """One pass: keep leadership and state fresh, then send what is due. Returns seconds to sleep."""
+        started, self._loading = time.monotonic(), False
+        try:
+            return self._tick()
+        finally:
+            took = time.monotonic() - started
+            if took > self.slow_tick_seconds and not self._loading:
+                # Every wait has a bound (database, broker): a long tick says which one ran out.
+                logger.warning("beat: a tick took %.2f s", took)
+
+    def _tick(self) -> float:
         now = self._now()
         if not self._announced:
             self._announced = True
@@ -136,9 +151,12 @@ class FleetScheduler(Scheduler):
         if not self.single and now >= self._lock_check_at:
             self._check_leadership(now)
         if not self.is_leader:
-            return self.lock_retry_seconds
+            # The next try a second after this one began: a try that waited out an unanswering
+            # database is followed at once, so the loop never sleeps on top of that wait.
+            return seconds(max(0, min(self._lock_check_at - self._now(), self._lock_retry)))
         if not self.table.loaded:
-            if not self.store.load():
+            self._loading = True
+            if not self.store.load(keep_alive=None if self.single else self._keep_lock):
                 return self.lock_retry_seconds
             now = self._now()  # a load takes seconds: claims and expiry go by the time after it
         self.store.keep_up(now)
@@ -179,6 +197,10 @@ class FleetScheduler(Scheduler):
         if self.lock.acquire():
             logger.info("beat: took the leader lock; loading the schedule")
             self.is_leader = True
+
+    def _keep_lock(self) -> bool:
+        """During a long load: use the lock's session, so the server does not end it as idle."""
+        return self.lock.alive()
 
     def _step_down(self, why: str):
         """Stop sending at once; another beat may hold the lock by now (fail closed)."""
@@ -225,3 +247,25 @@ class FleetScheduler(Scheduler):
         except Exception as exc:  # the lock session is gone: so is the right to send
             self._step_down(f"claiming slots failed ({exc})")
             return None
+
+
+@signals.beat_init.connect
+def bound_database_waits(sender=None, **kwargs):
+    """``celery beat`` with this scheduler: bound every database wait of the process (db_waits).
+
+    Only beat's own process: not a worker running beat in a thread (``-B`` without processes),
+    not a test that builds a scheduler in its own process.
+    """
+    scheduler = getattr(sender, "scheduler", None)
+    if (
+        isinstance(scheduler, FleetScheduler)
+        and connection.vendor == "postgresql"
+        and threading.current_thread() is threading.main_thread()
+    ):
+        from .. import db_waits
+
+        db_waits.install_for_beat()
+        logger.info(
+            "beat: database waits bounded to %g s of silence (LUFFY_DB_BEAT_WAIT_SECONDS)",
+            settings.LUFFY_DB_BEAT_WAIT_SECONDS,
+        )

@@ -15,6 +15,7 @@ A database outage is logged once and never raised: every query goes through ``_d
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import DatabaseError, InterfaceError, connection, transaction
@@ -37,6 +38,14 @@ CLAIM_LOOKBACK = timedelta(minutes=10) // MICROSECOND
 PRUNE_BATCH = 10_000
 PRUNE_BUDGET_SECONDS = 0.5
 PRUNE_BEHIND_US = timedelta(seconds=1) // MICROSECOND
+# During a full load, the caller's keep-alive (the leader lock's session) runs this often,
+# looked at once per this many rows.
+LOAD_KEEP_ALIVE_SECONDS = 1.0
+LOAD_KEEP_ALIVE_ROWS = 2000
+
+
+class LoadAborted(Exception):
+    """The keep-alive said stop (the leader lock is gone): the load is dropped."""
 
 
 def _database_errors():
@@ -152,11 +161,22 @@ class Store:
 
     # --- rows into the table ------------------------------------------------------------------
 
-    def load(self) -> bool:
-        """Fill the table from scratch, continuing after the last claimed slot of each entry."""
+    def load(self, keep_alive: Callable[[], bool] | None = None) -> bool:
+        """Fill the table from scratch, continuing after the last claimed slot of each entry.
+
+        ``keep_alive`` runs about once a second while rows stream in; False drops the load.
+        """
         started = time.perf_counter()
         table = self._table
         table.clear()
+        kept_at = started
+
+        def keep():
+            nonlocal kept_at
+            if keep_alive is not None and time.perf_counter() - kept_at >= LOAD_KEEP_ALIVE_SECONDS:
+                kept_at = time.perf_counter()
+                if not keep_alive():
+                    raise LoadAborted
 
         def load():
             self._install_configured_entries()
@@ -168,13 +188,19 @@ class Store:
                 .annotate(last=Max("slot"))
             )
             # Streamed in chunks: the whole table is never held as rows next to the entries.
-            for row in read_rows(PeriodicTask.objects.order_by("id")).iterator(2000):
+            for count, row in enumerate(read_rows(PeriodicTask.objects.order_by("id")).iterator(2000)):
                 table.apply(row, claimed_slot=_us_or_none(claimed.get(row.name)), push=False)
+                if count % LOAD_KEEP_ALIVE_ROWS == LOAD_KEEP_ALIVE_ROWS - 1:
+                    keep()
             return bookmarks
 
         polled_at = self._now()
         self.pickup.listen()
-        loaded = self._db("loading the schedule", load)
+        try:
+            loaded = self._db("loading the schedule", load)
+        except LoadAborted:
+            logger.error("beat: the leader lock's session was lost during the load; load dropped")
+            loaded = None
         if loaded is None:
             table.clear()
             return False

@@ -1,4 +1,5 @@
-"""PostgreSQL clusters and Redis servers of a test's own, on free ports of 127.0.0.1.
+"""PostgreSQL clusters and Redis servers of a test's own, on free ports of 127.0.0.1, and a TCP
+proxy that can partition a link to them.
 
 Fault tests stop (``pg_ctl stop``, SIGSTOP) these, never the shared servers.
 """
@@ -7,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -116,6 +118,75 @@ class RedisServer:
             ["redis-cli", "-p", str(self.port), "INFO", section], check=True, capture_output=True, text=True
         ).stdout
         return dict(line.split(":", 1) for line in output.splitlines() if ":" in line)
+
+
+class Partition:
+    """A TCP proxy from a free port of 127.0.0.1 to ``target_port``; ``drop()`` cuts the link.
+
+    Forwarding, it passes bytes and hang-ups both ways. Dropping, it reads what either side sends
+    and throws it away, forwards nothing, passes no hang-up on and closes no socket; connections
+    made meanwhile are accepted and never connected on. Both ends see a peer that stopped
+    answering (its kernel still acknowledges: only a firewall can withhold that), not a refusal.
+    """
+
+    def __init__(self, target_port: int):
+        self.target_port, self.port = target_port, free_port()
+        self.dropping = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._listener = None
+
+    def start(self):
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def drop(self):
+        self.dropping.set()
+
+    def stop(self):
+        self.dropping.set()
+        for sock in [self._listener, *self._sockets]:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # the listener was closed: stop() ran
+                return
+            self._sockets.append(client)
+            if self.dropping.is_set():
+                threading.Thread(target=self._pipe, args=(client, None), daemon=True).start()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            self._sockets.append(upstream)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket | None):
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if self.dropping.is_set() or sink is None:
+                if not data:
+                    return  # the hang-up is lost too; the socket stays open
+                continue  # read and thrown away: lost on the way
+            try:
+                if not data:
+                    sink.shutdown(socket.SHUT_WR)
+                    return
+                sink.sendall(data)
+            except OSError:
+                return
 
 
 def process_tree(pid: int) -> list[int]:

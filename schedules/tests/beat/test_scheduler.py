@@ -538,3 +538,75 @@ def test_a_statement_over_too_many_rows_to_name_is_taken_in_at_once(scheduler, c
     assert len(beat.entries) == 10_001
     PeriodicTask.objects.update(enabled=False)  # one statement, no change stamp
     pick_up(beat, clock, lambda: not beat.entries)
+
+
+def test_celery_beat_bounds_database_waits_for_the_fleet_scheduler_only(scheduler):
+    """On ``beat_init`` a beat running the fleet scheduler installs db_waits' bound
+    (LUFFY_DB_BEAT_WAIT_SECONDS) for every psycopg2 session of its process; a beat running
+    another scheduler, or running in a worker's thread, leaves psycopg2 as it is."""
+    from celery import signals
+    from psycopg2 import extensions
+
+    from schedules.db_waits import BoundedWait
+
+    class Service:
+        def __init__(self, running):
+            self.scheduler = running
+
+    assert extensions.get_wait_callback() is None
+    try:
+        signals.beat_init.send(sender=Service(object()))
+        assert extensions.get_wait_callback() is None
+        in_thread = threading.Thread(target=signals.beat_init.send, kwargs={"sender": Service(scheduler())})
+        in_thread.start()
+        in_thread.join()
+        assert extensions.get_wait_callback() is None
+        signals.beat_init.send(sender=Service(scheduler()))
+        installed = extensions.get_wait_callback()
+        assert isinstance(installed, BoundedWait)
+        assert installed.seconds == settings.LUFFY_DB_BEAT_WAIT_SECONDS
+    finally:
+        extensions.set_wait_callback(None)
+
+
+def test_the_server_ends_a_leader_lock_session_left_idle(scheduler, clock):
+    """The lock's session carries ``idle_session_timeout``: a leader cut off so that TCP sees
+    nothing (its peer's kernel still acknowledges) stops using it, and the server then ends it and
+    frees the lock for a standby."""
+    from schedules.beat.lock import IDLE_SESSION_TIMEOUT_MS
+
+    leader = scheduler()
+    leader.tick()
+    assert leader.is_leader
+    with leader.lock._conn.cursor() as cursor:
+        cursor.execute("SHOW idle_session_timeout")
+        assert cursor.fetchone()[0] == f"{IDLE_SESSION_TIMEOUT_MS // 1000}s"
+
+
+def test_a_long_load_keeps_the_lock_session_in_use_and_is_dropped_once_the_lock_is_lost(
+    make_schedule, scheduler, clock, monkeypatch, caplog
+):
+    """While rows stream in, the leader uses its lock session about once a second (so the
+    server's idle timeout never ends a leader's session during a long load); if the lock is
+    gone by then, the load is dropped and the beat steps down instead of sending."""
+    from schedules.beat import store
+
+    for seconds in (60, 120, 180):
+        make_schedule(schedule_type="interval", interval_seconds=seconds)
+    monkeypatch.setattr(store, "LOAD_KEEP_ALIVE_ROWS", 1)
+    monkeypatch.setattr(store, "LOAD_KEEP_ALIVE_SECONDS", 0)
+    leader = scheduler()
+    checks = []
+    alive = leader.lock.alive
+    monkeypatch.setattr(leader.lock, "alive", lambda: checks.append(True) or alive())
+    leader.tick()
+    assert leader.table.loaded and len(checks) >= 3
+
+    follower = scheduler()
+    leader.close()
+    wait_for_the_lock_to_go()
+    monkeypatch.setattr(follower.lock, "alive", lambda: False)
+    with caplog.at_level(logging.ERROR, logger="schedules.beat.store"):
+        follower.tick()
+    assert not follower.table.loaded
+    assert "lost during the load" in caplog.text
