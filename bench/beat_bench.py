@@ -21,6 +21,7 @@ For each size it seeds N interval schedules (every 15 minutes, last runs spread 
   (arrival minus due time), and the beat process's RSS.
 
 It prints a table with fleet/stock ratios and writes JSON (``--json``, default var/bench.json).
+``--only burst`` runs just the fleet burst and the publish figures (minutes, not the whole run).
 The database named by ``--database`` (default luffy_bench) is created if missing and emptied.
 """
 
@@ -148,7 +149,7 @@ def seed(n: int) -> dict[str, float]:
 # --- in-process measurements (run in a child process per scheduler) -----------------------
 
 
-def measure_in_process(scheduler_key: str) -> dict:
+def measure_in_process(scheduler_key: str, only: str | None = None) -> dict:
     from datetime import UTC, datetime, timedelta
 
     from celery.utils.imports import symbol_by_name
@@ -160,6 +161,8 @@ def measure_in_process(scheduler_key: str) -> dict:
 
     cls = symbol_by_name(SCHEDULERS[scheduler_key])
     n = PeriodicTask.objects.count()
+    if only == "burst":
+        return measure_burst(cls, min(n, BURST))
     baseline = rss_mb()
     started = time.perf_counter()
     scheduler = cls(app=app)
@@ -541,7 +544,7 @@ def table(results: dict) -> str:
         lines.append(f"\n{n:,} schedules")
         lines.append(f"{'':34} {'stock':>12} {'fleet':>12} {'fleet/stock':>12}")
         for key, label, template in ROWS:
-            stock, fleet = by_scheduler["stock"].get(key), by_scheduler["fleet"].get(key)
+            stock, fleet = by_scheduler.get("stock", {}).get(key), by_scheduler["fleet"].get(key)
             ratio = "-"
             if isinstance(stock, (int, float)) and isinstance(fleet, (int, float)) and stock:
                 ratio = f"{fleet / stock:.3g}"
@@ -557,13 +560,18 @@ def main():
     parser.add_argument("--database", default="luffy_bench")
     parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672//", help="RabbitMQ for the publish figure")
     parser.add_argument("--json", default=str(ROOT / "var" / "bench.json"))
+    parser.add_argument(
+        "--only",
+        choices=["burst"],
+        help="burst: only the fleet scheduler's burst and the publish figures (no stock, no beat process)",
+    )
     parser.add_argument("--measure", choices=SCHEDULERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     database_url = bench_database_url(args.database)
 
     if args.measure:  # child process: in-process measurements of one scheduler
         setup_django(database_url)
-        print(json.dumps(measure_in_process(args.measure)))
+        print(json.dumps(measure_in_process(args.measure, args.only)))
         return
 
     ensure_database(database_url)
@@ -576,17 +584,20 @@ def main():
     results = {}
     for n in args.n or [1000, 10000]:
         results[n] = {}
-        for key in SCHEDULERS:
+        for key in ["fleet"] if args.only else SCHEDULERS:
             print(f"{n:,} schedules, {key}: in-process measurements", flush=True)
             seed(n)
+            only = ["--only", args.only] if args.only else []
             child = subprocess.run(
-                [sys.executable, __file__, "--measure", key, "--database", args.database],
+                [sys.executable, __file__, "--measure", key, "--database", args.database, *only],
                 cwd=ROOT,
                 capture_output=True,
                 text=True,
                 check=True,
             )
             results[n][key] = json.loads(child.stdout.strip().splitlines()[-1])
+            if args.only:
+                continue
             print(f"{n:,} schedules, {key}: beat process, {args.window:.0f} s at one edit per second", flush=True)
             due = seed(n)
             results[n][key].update(measure_beat(key, due, args.window, args.settle, tmp))
