@@ -95,6 +95,9 @@ class LeaderLock:
                 f"INSERT INTO {Dispatch._meta.db_table} (periodic_task_name, slot, task_id, sent_at) "
                 "VALUES %s ON CONFLICT DO NOTHING RETURNING periodic_task_name, slot",
                 [(name, from_us(slot), task_id, from_us(sent_at)) for name, slot, task_id, sent_at in claims],
+                # One statement (one commit on this autocommit session) per batch, not one per
+                # 100 rows (execute_values's default): in a burst each commit is a WAL flush.
+                page_size=max(len(claims), 1),
                 fetch=True,
             )
         return {(name, to_us(slot)) for name, slot in claimed}
