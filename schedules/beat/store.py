@@ -229,6 +229,8 @@ class Store:
 
         The slot, not the anchor: skipping stale slots may have moved the anchor further on.
         """
+        if not self._dirty:  # the first unwritten run starts the flush period
+            self._next["flush"] = max(self._next["flush"], self._now() + self._flush_every)
         runs = self._dirty.get(entry.id, (0, 0, 0))[1]
         self._dirty[entry.id] = (entry.sent, runs + 1, entry.date_changed)
 

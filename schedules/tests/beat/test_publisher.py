@@ -8,11 +8,13 @@ from unittest import mock
 
 import pytest
 from celery.signals import before_task_publish
+from celery.utils.saferepr import saferepr
 from django.conf import settings
 from kombu import Exchange, Queue
 
 from luffy_admin.celery import app as celery_app
 from schedules.beat.clock import SECOND, us
+from schedules.beat.messages import argument_repr
 from schedules.beat.publisher import Publisher, Send, task_id_for
 
 from ..e2e import app_broker, free_port, rabbitmq_vhost, wait_for
@@ -223,3 +225,29 @@ def test_the_broker_drops_a_message_once_it_expires(broker):
     publisher.close()
     assert broker.queue_declare(passive=True).message_count == 1
     wait_for(lambda: broker.queue_declare(passive=True).message_count == 0, timeout=10, what="the message to expire")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [],
+        {},
+        ["service-1"],
+        ["it's", 'say "hi"', "back\\slash", "new\nline", "tab\t", "ünïcødé ☃", "\x00", ""],
+        [1, -2, 3.5, float("inf"), True, False, 10**30],
+        ["x" * 1000],
+        ["x" * 2000],
+        ["a"] * 16,
+        ["a"] * 17,
+        [None],
+        [["nested"]],
+        [{"k": "v"}],
+        ("tuple",),
+        {"k": "v"},
+        [b"bytes"],
+    ],
+)
+@pytest.mark.parametrize("maxlen", [None, 10, 1024])
+def test_argument_repr_is_celerys_saferepr(value, maxlen):
+    """The argument reprs in a templated message's headers are what Celery's saferepr writes."""
+    assert argument_repr(value, maxlen, 3) == saferepr(value, maxlen, maxlevels=3)
