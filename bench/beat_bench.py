@@ -34,6 +34,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -103,6 +104,49 @@ def broker():
     return redis.Redis.from_url(settings.CELERY_BROKER_URL)
 
 
+class QueueLength:
+    """The bench queue's length on the app's broker: Redis (LLEN) or RabbitMQ (a passive declare)."""
+
+    def __init__(self, app):
+        self._app = app
+        self._redis = broker() if app.conf.broker_url.startswith("redis") else None
+        if self._redis is None:
+            self._connection = app.connection_for_write()
+            self._channel = self._connection.channel()
+            # Declared as Celery declares the queue it routes to, so the first publish finds it.
+            app.amqp.queues[QUEUE].bind(self._channel).declare()
+            self._channel.queue_purge(QUEUE)
+
+    def __call__(self) -> int:
+        if self._redis is not None:
+            return self._redis.llen(QUEUE)
+        return self._channel.queue_declare(QUEUE, passive=True).message_count
+
+    def close(self):
+        if self._redis is not None:
+            self._redis.delete(QUEUE)
+        else:
+            self._channel.queue_delete(QUEUE)
+            self._connection.release()
+
+
+@contextmanager
+def rabbitmq_vhost(url: str):
+    """A vhost of this run's own on the RabbitMQ at ``url`` (rabbitmqctl), deleted afterwards; yields its URL."""
+    name = f"luffy_bench_{os.getpid()}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
+    try:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
+        parts = urlsplit(url)
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
+
+
 # --- seeding ------------------------------------------------------------------------------
 
 
@@ -163,6 +207,8 @@ def measure_in_process(scheduler_key: str, only: str | None = None) -> dict:
     n = PeriodicTask.objects.count()
     if only == "burst":
         return measure_burst(cls, min(n, BURST))
+    if only == "burst-amqp":  # the app's broker is the RabbitMQ vhost named in CELERY_BROKER_URL
+        return {f"rabbitmq_{key}": value for key, value in measure_burst(cls, min(n, BURST)).items()}
     baseline = rss_mb()
     started = time.perf_counter()
     scheduler = cls(app=app)
@@ -328,8 +374,7 @@ def measure_burst(cls, count: int) -> dict:
     from luffy_admin.celery import app
     from schedules.models import Dispatch
 
-    client = broker()
-    client.delete(QUEUE)
+    length = QueueLength(app)
     Dispatch.objects.all().delete()
     # The slot must come after the load (the figure is for a loaded scheduler): time one first.
     started = time.perf_counter()
@@ -347,13 +392,13 @@ def measure_burst(cls, count: int) -> dict:
     samples = []
     deadline = aligned.timestamp() + 120
     while time.time() < deadline:
-        length = client.llen(QUEUE)
-        samples.append((time.time(), length))
-        if length >= count:
+        on_broker = length()
+        samples.append((time.time(), on_broker))
+        if on_broker >= count:
             break
         time.sleep(0.002)
     ticking.close()
-    client.delete(QUEUE)
+    length.close()
     slot = aligned.timestamp()
     arrivals, reached = [], 0
     for at, length in samples:
@@ -541,6 +586,9 @@ ROWS = [
     ("burst_lateness_p99_s", "burst: lateness p99 (s)", "{:.2f}"),
     ("burst_per_s", "burst: sends/s", "{:.0f}"),
     ("burst_loaded_ahead_s", "burst: loaded ahead of the slot (s)", "{:.1f}"),
+    ("rabbitmq_burst_last_on_broker_s", "burst on RabbitMQ: last on broker (s)", "{:.2f}"),
+    ("rabbitmq_burst_lateness_p99_s", "burst on RabbitMQ: lateness p99 (s)", "{:.2f}"),
+    ("rabbitmq_burst_per_s", "burst on RabbitMQ: sends/s", "{:.0f}"),
     ("memory_per_schedule_kb", "memory per schedule (KB)", "{:.2f}"),
 ]
 
@@ -575,8 +623,8 @@ def main():
     parser.add_argument("--json", default=str(ROOT / "var" / "bench.json"))
     parser.add_argument(
         "--only",
-        choices=["burst"],
-        help="burst: only the fleet scheduler's burst and the publish figures (no stock, no beat process)",
+        choices=["burst", "burst-amqp"],
+        help="burst: only the fleet scheduler's burst (on Redis, and on RabbitMQ: --amqp) and the publish figures",
     )
     parser.add_argument("--measure", choices=SCHEDULERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -610,6 +658,26 @@ def main():
             )
             results[n][key] = json.loads(child.stdout.strip().splitlines()[-1])
             if args.only:
+                print(f"{n:,} schedules, {key}: the burst on RabbitMQ", flush=True)
+                with rabbitmq_vhost(args.amqp) as url:
+                    child = subprocess.run(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--measure",
+                            key,
+                            "--database",
+                            args.database,
+                            "--only",
+                            "burst-amqp",
+                        ],
+                        cwd=ROOT,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        env=dict(os.environ, CELERY_BROKER_URL=url),
+                    )
+                results[n][key].update(json.loads(child.stdout.strip().splitlines()[-1]))
                 continue
             print(f"{n:,} schedules, {key}: beat process, {args.window:.0f} s at one edit per second", flush=True)
             due = seed(n)

@@ -101,10 +101,12 @@ class Publisher:
         if now < self._retry_at:
             return
         self._drop_stale(now)
+        # Looked up once per drain: one at a time (RabbitMQ), it cost as much as a publish.
+        templated = self._templates and self._shapes.usable()
         while self._pending:
             send = self._pending[0]
             try:
-                went = self._publish(now)
+                went = self._publish(now, templated)
             except Exception as exc:  # kombu raises transport-specific errors
                 self.close()
                 self._batching = False
@@ -145,7 +147,7 @@ class Publisher:
                 fresh.append(send)
         self._pending = fresh
 
-    def _publish(self, now: int) -> int:
+    def _publish(self, now: int, templated: bool) -> int:
         """Publish the head of the queue, a batch of it where the transport allows; how many went.
 
         Redis (kombu's ``Producer.batch``): one pipeline of the very messages ``send_task``
@@ -157,7 +159,6 @@ class Publisher:
         if self._producer is None:
             self._connection = self._connect()
             self._producer = self._app.amqp.Producer(self._connection, auto_declare=False)
-        templated = self._templates and self._shapes.usable()
         if not (self._batching and self._pipelines and self._batch_size > 1 and len(self._pending) > 1):
             self._send(self._pending[0], now, templated)
             return 1
