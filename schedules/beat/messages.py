@@ -238,5 +238,8 @@ class Shapes:
             template = Template(self._app, recorded)
             if template._fits(recorded, probe_args, probe_kwargs):
                 return template
+        except Exception as exc:  # whatever send_task refuses, it refuses again per send, as before
+            logger.warning("beat: %s's messages go through send_task (building its template failed: %s)", task, exc)
+            return None
         logger.debug("beat: %s's messages go through send_task (not templatable)", task)
         return None
