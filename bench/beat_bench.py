@@ -363,8 +363,8 @@ def measure_pickup_by_kind(cls, per_kind: int = 20) -> dict:
 def measure_burst(cls, count: int) -> dict:
     """``count`` slots due on the same second with all rows loaded: how soon are they all on the broker?
 
-    The rows are aligned far enough ahead for the scheduler to load first (twice a timed load,
-    plus 2 s; ``burst_loaded_ahead_s`` says by how much it did); the broker queue's length is
+    The rows are aligned far enough ahead for the scheduler to load first (three times a timed load,
+    plus 3 s; ``burst_loaded_ahead_s`` says by how much it did); the broker queue's length is
     sampled every 2 ms, so the k-th message's arrival is known to within a sample.
     """
     from datetime import UTC, datetime, timedelta
@@ -381,7 +381,7 @@ def measure_burst(cls, count: int) -> dict:
     probe = cls(app=app)
     probe.tick()
     probe.close()
-    lead = max(5.0, 2 * (time.perf_counter() - started) + 2)
+    lead = max(5.0, 3 * (time.perf_counter() - started) + 3)
     aligned = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead)
     ids = list(PeriodicTask.objects.filter(queue=QUEUE).order_by("?").values_list("id", flat=True)[:count])
     PeriodicTask.objects.update(last_run_at=aligned - timedelta(seconds=PERIOD / 2))  # the rest: not due now
