@@ -20,9 +20,7 @@ logged, never raised, and the loop keeps going.
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
 
 from celery.beat import Scheduler
 from django.conf import settings
@@ -37,15 +35,6 @@ from .store import Store
 from .table import Table
 
 logger = logging.getLogger(__name__)
-
-
-class _Ahead(NamedTuple):
-    """The next batch of a burst, taken off the heap, its claim running meanwhile."""
-
-    batch: list  # the entries to send
-    retired: list  # the entries to disable instead
-    sends: list[Send]
-    claim: Future  # -> the (name, slot) pairs now ours
 
 
 class FleetScheduler(Scheduler):
@@ -97,8 +86,6 @@ class FleetScheduler(Scheduler):
         self._announced = False
         self._liveness_file = getattr(settings, "LUFFY_BEAT_LIVENESS_FILE", None)
         self._liveness_at = 0
-        self._ahead: _Ahead | None = None
-        self._claimer: ThreadPoolExecutor | None = None  # claims a burst's next batch (lock mode)
 
     @staticmethod
     def _listens() -> bool:
@@ -118,7 +105,6 @@ class FleetScheduler(Scheduler):
         return False  # run state is flushed from tick() on its own clock
 
     def sync(self):
-        self._wait_ahead()
         # A beat whose lock session died must not write: the next leader's run state is newer.
         if self.is_leader and (self.lock is None or self.lock.alive()):
             self.store.flush()
@@ -127,9 +113,6 @@ class FleetScheduler(Scheduler):
         try:
             super().close()
         finally:
-            self._wait_ahead()
-            if self._claimer is not None:
-                self._claimer.shutdown()
             self.store.close()
             self.publisher.close()
             if self.lock is not None:
@@ -148,7 +131,6 @@ class FleetScheduler(Scheduler):
             self._announced = True
             self._announce_single()
         self._prove_alive(now)
-        self._wait_ahead()  # the lock's session serves one statement at a time
         # Claimed slots are this beat's to send, leader or not: no other beat will.
         self.publisher.drain(now)
         if not self.single and now >= self._lock_check_at:
@@ -202,11 +184,6 @@ class FleetScheduler(Scheduler):
     def _step_down(self, why: str):
         """Stop sending at once; another beat may hold the lock by now (fail closed)."""
         logger.error("beat: stopped dispatching: %s; waiting to take the lock again", why)
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead.claim.exception() is None:
-            for send in ahead.sends:  # claimed before the lock went: ours to send, as any claim
-                if (send.name, send.slot) in ahead.claim.result():
-                    self.publisher.add(send)
         self.is_leader = False
         self.table.clear()
         self.store.reset()
@@ -215,26 +192,14 @@ class FleetScheduler(Scheduler):
     # --- dispatch -----------------------------------------------------------------------------
 
     def _dispatch_due(self, now: int):
-        """Claim every due slot (up to ``max_batch``), queue the sends, move the entries on.
-
-        In a burst (slots still due after a batch) with the leader lock, the next batch's claim
-        runs on the lock's session in a thread while this batch is published, and is taken up by
-        the next tick: the database's share of a burst overlaps the publishing.
-        """
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            batch, retired, sends = ahead.batch, ahead.retired, ahead.sends
-            try:
-                claimed = ahead.claim.result()
-            except Exception as exc:  # the lock session is gone: so is the right to send
-                self._step_down(f"claiming slots failed ({exc})")
-                return
-        else:
-            batch, retired, sends = self._take_due(now)
-            claims = [Claim(send.name, send.slot, send.task_id, now) for send in sends]
-            claimed = self._claim(claims) if sends else set()
-            if claimed is None:
-                return  # no longer the leader: the state went with the lock
+        """Claim every due slot (up to ``max_batch``), queue the sends, move the entries on."""
+        batch = self.table.pop_due(now, self.max_batch)
+        retired = [entry for entry in batch if entry.retired]
+        batch = [entry for entry in batch if not entry.retired]
+        sends = [Send.of(entry) for entry in batch]
+        claimed = self._claim([Claim(send.name, send.slot, send.task_id, now) for send in sends]) if sends else set()
+        if claimed is None:
+            return  # no longer the leader: the state went with the lock
         for entry, send in zip(batch, sends, strict=True):
             if (send.name, send.slot) in claimed:
                 self.publisher.add(send)
@@ -250,37 +215,12 @@ class FleetScheduler(Scheduler):
         if retired:
             self.store.retire(retired)
         if batch:
-            earliest = self.table.earliest
-            more = earliest is not None and earliest <= now
-            if more and not self.single:
-                self._claim_ahead(now)
             self.publisher.drain(now)
             # Run state goes back at once after the last batch of a burst; between batches it
             # waits for the regular flush (the claims are the record that keeps slots single),
             # so a burst of aligned slots does not pay an UPDATE per batch.
-            if not more:
+            if self.table.earliest is None or self.table.earliest > now:
                 self.store.flush()
-
-    def _take_due(self, now: int) -> tuple[list, list, list[Send]]:
-        """The due entries (up to ``max_batch``): those to send, those to retire, the sends."""
-        batch = self.table.pop_due(now, self.max_batch)
-        retired = [entry for entry in batch if entry.retired]
-        batch = [entry for entry in batch if not entry.retired]
-        return batch, retired, [Send.of(entry) for entry in batch]
-
-    def _claim_ahead(self, now: int):
-        batch, retired, sends = self._take_due(now)
-        if not batch and not retired:
-            return
-        if self._claimer is None:
-            self._claimer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beat-claim")
-        claims = [Claim(send.name, send.slot, send.task_id, now) for send in sends]
-        self._ahead = _Ahead(batch, retired, sends, self._claimer.submit(self.lock.claim, claims))
-
-    def _wait_ahead(self):
-        """Let a claim made ahead finish (its outcome is taken up by ``_dispatch_due``)."""
-        if self._ahead is not None:
-            self._ahead.claim.exception()  # waits; raises nothing
 
     def _claim(self, claims: list[Claim]) -> set[tuple[str, int]] | None:
         if self.single:
