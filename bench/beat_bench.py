@@ -22,6 +22,7 @@ For each size it seeds N interval schedules (every 15 minutes, last runs spread 
   (arrival minus due time), and the beat process's RSS.
 
 It prints a table with fleet/stock ratios and writes JSON (``--json``, default var/bench.json).
+``--only burst`` runs just the fleet burst and the publish figures (minutes, not the whole run).
 The database named by ``--database`` (default luffy_bench) is created if missing and emptied.
 """
 
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -103,6 +105,49 @@ def broker():
     return redis.Redis.from_url(settings.CELERY_BROKER_URL)
 
 
+class QueueLength:
+    """The bench queue's length on the app's broker: Redis (LLEN) or RabbitMQ (a passive declare)."""
+
+    def __init__(self, app):
+        self._app = app
+        self._redis = broker() if app.conf.broker_url.startswith("redis") else None
+        if self._redis is None:
+            self._connection = app.connection_for_write()
+            self._channel = self._connection.channel()
+            # Declared as Celery declares the queue it routes to, so the first publish finds it.
+            app.amqp.queues[QUEUE].bind(self._channel).declare()
+            self._channel.queue_purge(QUEUE)
+
+    def __call__(self) -> int:
+        if self._redis is not None:
+            return self._redis.llen(QUEUE)
+        return self._channel.queue_declare(QUEUE, passive=True).message_count
+
+    def close(self):
+        if self._redis is not None:
+            self._redis.delete(QUEUE)
+        else:
+            self._channel.queue_delete(QUEUE)
+            self._connection.release()
+
+
+@contextmanager
+def rabbitmq_vhost(url: str):
+    """A vhost of this run's own on the RabbitMQ at ``url`` (rabbitmqctl), deleted afterwards; yields its URL."""
+    name = f"luffy_bench_{os.getpid()}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
+    try:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
+        parts = urlsplit(url)
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
+
+
 # --- seeding ------------------------------------------------------------------------------
 
 
@@ -149,7 +194,7 @@ def seed(n: int) -> dict[str, float]:
 # --- in-process measurements (run in a child process per scheduler) -----------------------
 
 
-def measure_in_process(scheduler_key: str) -> dict:
+def measure_in_process(scheduler_key: str, only: str | None = None) -> dict:
     from datetime import UTC, datetime, timedelta
 
     from celery.utils.imports import symbol_by_name
@@ -161,6 +206,10 @@ def measure_in_process(scheduler_key: str) -> dict:
 
     cls = symbol_by_name(SCHEDULERS[scheduler_key])
     n = PeriodicTask.objects.count()
+    if only == "burst":
+        return measure_burst(cls, min(n, BURST))
+    if only == "burst-amqp":  # the app's broker is the RabbitMQ vhost named in CELERY_BROKER_URL
+        return {f"rabbitmq_{key}": value for key, value in measure_burst(cls, min(n, BURST)).items()}
     baseline = rss_mb()
     started = time.perf_counter()
     scheduler = cls(app=app)
@@ -335,34 +384,42 @@ def measure_pickup_by_kind(cls, per_kind: int = 20) -> dict:
 def measure_burst(cls, count: int) -> dict:
     """``count`` slots due on the same second with all rows loaded: how soon are they all on the broker?
 
-    The rows are aligned 3 s ahead (the scheduler loads meanwhile); the broker queue's length is
+    The rows are aligned far enough ahead for the scheduler to load first (three times a timed load,
+    plus 3 s; ``burst_loaded_ahead_s`` says by how much it did); the broker queue's length is
     sampled every 2 ms, so the k-th message's arrival is known to within a sample.
     """
     from datetime import UTC, datetime, timedelta
 
     from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
+    from luffy_admin.celery import app
     from schedules.models import Dispatch
 
-    client = broker()
-    client.delete(QUEUE)
+    length = QueueLength(app)
     Dispatch.objects.all().delete()
-    aligned = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    # The slot must come after the load (the figure is for a loaded scheduler): time one first.
+    started = time.perf_counter()
+    probe = cls(app=app)
+    probe.tick()
+    probe.close()
+    lead = max(5.0, 3 * (time.perf_counter() - started) + 3)
+    aligned = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead)
     ids = list(PeriodicTask.objects.filter(queue=QUEUE).order_by("?").values_list("id", flat=True)[:count])
     PeriodicTask.objects.update(last_run_at=aligned - timedelta(seconds=PERIOD / 2))  # the rest: not due now
     PeriodicTask.objects.filter(id__in=ids).update(last_run_at=aligned - timedelta(seconds=PERIOD))
     PeriodicTasks.update_changed()
     ticking = Ticking(cls)
+    loaded_ahead = aligned.timestamp() - time.time()  # negative: the load ran past the slot
     samples = []
     deadline = aligned.timestamp() + 120
     while time.time() < deadline:
-        length = client.llen(QUEUE)
-        samples.append((time.time(), length))
-        if length >= count:
+        on_broker = length()
+        samples.append((time.time(), on_broker))
+        if on_broker >= count:
             break
         time.sleep(0.002)
     ticking.close()
-    client.delete(QUEUE)
+    length.close()
     slot = aligned.timestamp()
     arrivals, reached = [], 0
     for at, length in samples:
@@ -375,6 +432,7 @@ def measure_burst(cls, count: int) -> dict:
         "burst_lateness_p50_s": percentile(arrivals, 0.5),
         "burst_lateness_p99_s": percentile(arrivals, 0.99),
         "burst_per_s": reached / arrivals[-1] if arrivals else None,
+        "burst_loaded_ahead_s": loaded_ahead,
     }
 
 
@@ -548,6 +606,10 @@ ROWS = [
     ("burst_last_on_broker_s", "burst: last on the broker after (s)", "{:.2f}"),
     ("burst_lateness_p99_s", "burst: lateness p99 (s)", "{:.2f}"),
     ("burst_per_s", "burst: sends/s", "{:.0f}"),
+    ("burst_loaded_ahead_s", "burst: loaded ahead of the slot (s)", "{:.1f}"),
+    ("rabbitmq_burst_last_on_broker_s", "burst on RabbitMQ: last on broker (s)", "{:.2f}"),
+    ("rabbitmq_burst_lateness_p99_s", "burst on RabbitMQ: lateness p99 (s)", "{:.2f}"),
+    ("rabbitmq_burst_per_s", "burst on RabbitMQ: sends/s", "{:.0f}"),
     ("memory_per_schedule_kb", "memory per schedule (KB)", "{:.2f}"),
     ("idle_cpu_pct", "idle CPU, nothing due (% of a core)", "{:.2f}"),
 ]
@@ -563,7 +625,9 @@ def table(results: dict) -> str:
         lines.append(f"\n{n:,} schedules")
         lines.append(f"{'':34} {'stock':>12} {'fleet':>12} {'fleet/stock':>12}")
         for key, label, template in ROWS:
-            stock, fleet = by_scheduler["stock"].get(key), by_scheduler["fleet"].get(key)
+            stock, fleet = by_scheduler.get("stock", {}).get(key), by_scheduler["fleet"].get(key)
+            if stock is None and fleet is None:
+                continue  # not measured in this run (``--only``)
             ratio = "-"
             if isinstance(stock, (int, float)) and isinstance(fleet, (int, float)) and stock:
                 ratio = f"{fleet / stock:.3g}"
@@ -579,13 +643,18 @@ def main():
     parser.add_argument("--database", default="luffy_bench")
     parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672//", help="RabbitMQ for the publish figure")
     parser.add_argument("--json", default=str(ROOT / "var" / "bench.json"))
+    parser.add_argument(
+        "--only",
+        choices=["burst", "burst-amqp"],
+        help="burst: only the fleet scheduler's burst (on Redis, and on RabbitMQ: --amqp) and the publish figures",
+    )
     parser.add_argument("--measure", choices=SCHEDULERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     database_url = bench_database_url(args.database)
 
     if args.measure:  # child process: in-process measurements of one scheduler
         setup_django(database_url)
-        print(json.dumps(measure_in_process(args.measure)))
+        print(json.dumps(measure_in_process(args.measure, args.only)))
         return
 
     ensure_database(database_url)
@@ -598,17 +667,40 @@ def main():
     results = {}
     for n in args.n or [1000, 10000]:
         results[n] = {}
-        for key in SCHEDULERS:
+        for key in ["fleet"] if args.only else SCHEDULERS:
             print(f"{n:,} schedules, {key}: in-process measurements", flush=True)
             seed(n)
+            only = ["--only", args.only] if args.only else []
             child = subprocess.run(
-                [sys.executable, __file__, "--measure", key, "--database", args.database],
+                [sys.executable, __file__, "--measure", key, "--database", args.database, *only],
                 cwd=ROOT,
                 capture_output=True,
                 text=True,
                 check=True,
             )
             results[n][key] = json.loads(child.stdout.strip().splitlines()[-1])
+            if args.only:
+                print(f"{n:,} schedules, {key}: the burst on RabbitMQ", flush=True)
+                with rabbitmq_vhost(args.amqp) as url:
+                    child = subprocess.run(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--measure",
+                            key,
+                            "--database",
+                            args.database,
+                            "--only",
+                            "burst-amqp",
+                        ],
+                        cwd=ROOT,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        env=dict(os.environ, CELERY_BROKER_URL=url),
+                    )
+                results[n][key].update(json.loads(child.stdout.strip().splitlines()[-1]))
+                continue
             print(f"{n:,} schedules, {key}: beat process, {args.window:.0f} s at one edit per second", flush=True)
             due = seed(n)
             results[n][key].update(measure_beat(key, due, args.window, args.settle, tmp))

@@ -4,7 +4,7 @@ import logging
 import zlib
 
 from ..models import Dispatch
-from .clock import from_us, to_us
+from .clock import from_us
 from .entries import Claim
 
 logger = logging.getLogger(__name__)
@@ -94,18 +94,28 @@ class LeaderLock:
             return False
 
     def claim(self, claims: list[Claim]) -> set[tuple[str, int]]:
-        """Insert the claims; return the (name, slot) pairs now ours. Raises once the session is gone."""
-        from psycopg2.extras import execute_values
+        """Insert the claims; return the (name, slot) pairs now ours. Raises once the session is gone.
 
+        One statement (one commit on this autocommit session) per batch, the columns passed as
+        arrays (psycopg2 adapts those in C; a VALUES list is built row by row in Python). A
+        claim's task id stands for its (name, slot) (``task_id_for``), so the ids inserted are
+        all that comes back.
+        """
+        names, slots, task_ids, sent = [], [], [], []
+        for name, slot, task_id, sent_at in claims:
+            names.append(name)
+            slots.append(from_us(slot))
+            task_ids.append(task_id)
+            sent.append(from_us(sent_at))
         with self._conn.cursor() as cursor:
-            claimed = execute_values(
-                cursor,
+            cursor.execute(
                 f"INSERT INTO {Dispatch._meta.db_table} (periodic_task_name, slot, task_id, sent_at) "
-                "VALUES %s ON CONFLICT DO NOTHING RETURNING periodic_task_name, slot",
-                [(name, from_us(slot), task_id, from_us(sent_at)) for name, slot, task_id, sent_at in claims],
-                fetch=True,
+                "SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::timestamptz[]) "
+                "ON CONFLICT DO NOTHING RETURNING task_id",
+                [names, slots, task_ids, sent],
             )
-        return {(name, to_us(slot)) for name, slot in claimed}
+            inserted = {task_id for (task_id,) in cursor.fetchall()}
+        return {(claim.name, claim.slot) for claim in claims if claim.task_id in inserted}
 
     def release(self):
         """Unlock and end the session: a standby may take over at once."""

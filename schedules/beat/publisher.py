@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .clock import from_us, seconds
 from .entries import CATCH_UP, Entry
+from .messages import Shapes
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,10 @@ class Send:
 class Publisher:
     """Sends waiting for the broker, oldest first, and the broker connection they go through."""
 
-    def __init__(self, app, *, retry_every: int, batch_size: int = 500):
+    def __init__(self, app, *, retry_every: int, batch_size: int = 500, templates: bool = True):
+        """``templates=False``: every message through ``send_task`` (the reference the tests compare to)."""
         self._app = app
+        self._templates = templates
         self._retry_every = retry_every
         self._batch_size = batch_size
         # After a failed send the next tries go one at a time, until the queue is empty again.
@@ -78,6 +81,7 @@ class Publisher:
         self._broker_down = False
         self._connection = None
         self._producer = None
+        self._shapes = Shapes(app)
 
     @property
     def waiting(self) -> int:
@@ -97,10 +101,12 @@ class Publisher:
         if now < self._retry_at:
             return
         self._drop_stale(now)
+        # Looked up once per drain: one at a time (RabbitMQ), it cost as much as a publish.
+        templated = self._templates and self._shapes.usable()
         while self._pending:
             send = self._pending[0]
             try:
-                went = self._publish(now)
+                went = self._publish(now, templated)
             except Exception as exc:  # kombu raises transport-specific errors
                 self.close()
                 self._batching = False
@@ -141,29 +147,53 @@ class Publisher:
                 fresh.append(send)
         self._pending = fresh
 
-    def _publish(self, now: int) -> int:
+    def _publish(self, now: int, templated: bool) -> int:
         """Publish the head of the queue, a batch of it where the transport allows; how many went.
 
         Redis (kombu's ``Producer.batch``): one pipeline of the very messages ``send_task``
         builds, so ~500 sends cost one round trip. Other transports publish each at once
         inside a batch, so a failure half-way would leave no record of which went: they go
         one at a time, as does everything after a failure (then the send that fails is known).
+        Each message is built from its shape's template (``messages``) where it has one.
         """
         if self._producer is None:
             self._connection = self._connect()
             self._producer = self._app.amqp.Producer(self._connection, auto_declare=False)
         if not (self._batching and self._pipelines and self._batch_size > 1 and len(self._pending) > 1):
-            self._send_task(self._pending[0], now)
+            self._send(self._pending[0], now, templated)
             return 1
         sends = list(itertools.islice(self._pending, self._batch_size))
         # max_size counts Redis commands (a queue with x-expires adds some): never flush midway.
         with self._producer.batch(max_size=10 * len(sends)):
             for send in sends:
-                self._send_task(send, now)
+                self._send(send, now, templated)
         return len(sends)
 
-    def _send_task(self, send: Send, now: int):
+    def _send(self, send: Send, now: int, templated: bool):
         logger.info("beat: sending %s (%s) for %s", send.name, send.task, from_us(send.slot))
+        # Stale once the next slot is due: a lagging worker pool skips it instead of replaying
+        # a pile of old runs.
+        expires = from_us(max(send.slot, now) + send.period)
+        template = None
+        if templated:
+            template = self._shapes.get(self._connection, task=send.task, headers=send.headers, options=send.options)
+        if template is None:
+            self._send_task(send, expires)
+            return
+        if not template.declared:
+            for entity in template.declare:  # what send_task declares before each publish
+                self._producer.maybe_declare(entity, retry=False)
+            template.declared = True
+        template.publish(
+            self._producer,
+            task_id=send.task_id,
+            name=send.name,
+            args=json.loads(send.args),
+            kwargs=json.loads(send.kwargs),
+            expires=expires,
+        )
+
+    def _send_task(self, send: Send, expires):
         # The headers the stock scheduler sends: the worker side knows the entry by its name.
         headers = dict(json.loads(send.headers), periodic_task_name=send.name, celery_beat_task=True)
         self._app.send_task(
@@ -173,9 +203,7 @@ class Publisher:
             task_id=send.task_id,
             producer=self._producer,
             retry=False,
-            # Stale once the next slot is due: a lagging worker pool skips it instead of
-            # replaying a pile of old runs.
-            expires=from_us(max(send.slot, now) + send.period),
+            expires=expires,
             headers=headers,
             **send.options,
         )
@@ -201,3 +229,4 @@ class Publisher:
             except Exception:  # already broken; dropping it is the point
                 pass
         self._connection = self._producer = None
+        self._shapes.clear()  # a template's queues are declared once per connection

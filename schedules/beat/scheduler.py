@@ -159,7 +159,8 @@ class FleetScheduler(Scheduler):
             if not self.store.load(keep_alive=None if self.single else self._keep_lock):
                 return self.lock_retry_seconds
             now = self._now()  # a load takes seconds: claims and expiry go by the time after it
-        self.store.keep_up(now)
+        earliest = self.table.earliest
+        self.store.keep_up(now, busy=earliest is not None and earliest <= now)
         self._dispatch_due(now)
 
         wake = min(self.store.wake_at, now + self._max_sleep)
@@ -237,7 +238,11 @@ class FleetScheduler(Scheduler):
             self.store.retire(retired)
         if batch:
             self.publisher.drain(now)
-            self.store.flush()
+            # Run state goes back at once after the last batch of a burst; between batches it
+            # waits for the regular flush (the claims are the record that keeps slots single),
+            # so a burst of aligned slots does not pay an UPDATE per batch.
+            if self.table.earliest is None or self.table.earliest > now:
+                self.store.flush()
 
     def _claim(self, claims: list[Claim]) -> set[tuple[str, int]] | None:
         if self.single:

@@ -31,6 +31,9 @@ from .table import Table, read_rows
 
 logger = logging.getLogger(__name__)
 
+# How many flush periods run state may wait while a burst is being sent (``keep_up``).
+BUSY_FLUSH_DELAY = 4
+
 # How far back a new leader reads dispatch claims the old leader may not have written back.
 CLAIM_LOOKBACK = timedelta(minutes=10) // MICROSECOND
 # Pruning deletes this many records per statement, for at most this long per run; a run that
@@ -105,13 +108,19 @@ class Store:
         """When the next poll or reconciliation page is due."""
         return min(self._next["poll"], self._next["reconcile"])
 
-    def keep_up(self, now: int):
-        """Take in changes, write run state back, prune: each when its time has come."""
+    def keep_up(self, now: int, busy: bool = False):
+        """Take in changes, write run state back, prune: each when its time has come.
+
+        ``busy``: slots are due now (a burst). The run state then waits, up to
+        ``BUSY_FLUSH_DELAY`` flush periods, for the burst to end (the scheduler flushes after
+        its last batch): an UPDATE of thousands of rows in the middle of it delays the rest.
+        """
         if now >= self._next["poll"]:
             self._next["poll"] = self.pickup.take_in(now)
         if now >= self._next["reconcile"]:
             self._reconcile_page(now)
-        if self._dirty and now >= self._next["flush"]:
+        flush_at = self._next["flush"] + (BUSY_FLUSH_DELAY * self._flush_every if busy else 0)
+        if self._dirty and now >= flush_at:
             self._next["flush"] = now + self._flush_every
             self.flush()
         if now >= self._next["prune"]:
@@ -246,6 +255,8 @@ class Store:
 
         The slot, not the anchor: skipping stale slots may have moved the anchor further on.
         """
+        if not self._dirty:  # the first unwritten run starts the flush period
+            self._next["flush"] = max(self._next["flush"], self._now() + self._flush_every)
         runs = self._dirty.get(entry.id, (0, 0, 0))[1]
         self._dirty[entry.id] = (entry.sent, runs + 1, entry.date_changed)
 
@@ -279,6 +290,7 @@ class Store:
         """
         if not self._dirty:
             return
+        self._next["flush"] = self._now() + self._flush_every  # the regular flush counts from any
         batch = list(self._dirty.items())
         if self._db("writing run state", lambda: self._write_run_state(batch)):
             for row_id, state in batch:

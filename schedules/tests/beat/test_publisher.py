@@ -1,16 +1,20 @@
-"""The publisher against real brokers: batched sends are the per-message sends, byte for byte."""
+"""The publisher against real brokers: templated and batched sends are ``send_task``'s, byte for byte."""
 
 import json
 import os
 import time
 from contextlib import ExitStack
+from unittest import mock
 
 import pytest
+from celery.signals import before_task_publish
+from celery.utils.saferepr import saferepr
 from django.conf import settings
 from kombu import Exchange, Queue
 
 from luffy_admin.celery import app as celery_app
 from schedules.beat.clock import SECOND, us
+from schedules.beat.messages import argument_repr
 from schedules.beat.publisher import Publisher, Send, task_id_for
 
 from ..e2e import app_broker, free_port, rabbitmq_vhost, wait_for
@@ -82,17 +86,113 @@ def published(queue, publisher: Publisher, batch: list[Send], now: int) -> list[
     return received(queue)
 
 
-def test_a_batch_is_the_per_message_sends_byte_for_byte(broker):
-    """Body, headers and properties of each message are those the one-at-a-time path sends.
+def varied_sends(now: int) -> list[Send]:
+    """Sends of several shapes: plain, with kwargs and headers, a priority, an exchange and routing key,
+    long arguments (``argsrepr`` truncated), a shape-sharing pair, a slot sent late."""
+    base = sends(2, now)
+    extra = [
+        Send(
+            name="entry-priority",
+            task="src.services.tasks.other",
+            args="[]",
+            kwargs="{}",
+            headers="{}",
+            options={"queue": QUEUE, "priority": 5},
+            slot=now,
+            task_id=task_id_for("entry-priority", now),
+            period=60 * SECOND,
+            stale_at=now + 60 * SECOND,
+        ),
+        Send(
+            name="entry-exchange",
+            task="src.services.tasks.fetch_and_process_logs",
+            args=json.dumps(["x" * 2000, {"nested": [1, 2, [3, [4, [5, [6]]]]]}]),
+            kwargs=json.dumps({"big": "y" * 2000, "n": None}),
+            headers='{"tenant": "t2", "trace": [1, 2]}',
+            options={"queue": QUEUE, "exchange": QUEUE, "routing_key": QUEUE},
+            slot=now,
+            task_id=task_id_for("entry-exchange", now),
+            period=3600 * SECOND,
+            stale_at=now + 3600 * SECOND,
+        ),
+        Send(
+            name="entry-late",
+            task="src.services.tasks.fetch_and_process_logs",
+            args='["late"]',
+            kwargs="{}",
+            headers="{}",
+            options={"queue": QUEUE},
+            slot=now - 20 * SECOND,
+            task_id=task_id_for("entry-late", now - 20 * SECOND),
+            period=10 * SECOND,
+            stale_at=now + 60 * SECOND,
+        ),
+    ]
+    return base + extra
 
-    Only the TTL Celery derives from ``expires`` at the moment of publishing may differ (it is
-    compared to the second)."""
+
+@pytest.mark.parametrize("batch_size", [500, 1], ids=["batched", "one-at-a-time"])
+def test_templated_messages_are_send_tasks_byte_for_byte(broker, batch_size):
+    """Body, headers and properties of each message are those ``send_task`` publishes.
+
+    The reference goes through ``send_task`` one message at a time; the templated path (in a
+    batch on Redis, one at a time everywhere after a failure) must publish the same bytes. Only
+    what kombu or Celery make per publish may differ: Redis's ``delivery_tag`` (a random uuid)
+    and the TTL Celery derives from ``expires`` at the moment of publishing (compared to the
+    second)."""
     now = us(time.time())
-    one_by_one = published(broker, Publisher(celery_app, retry_every=SECOND, batch_size=1), sends(3, now), now)
-    batched = published(broker, Publisher(celery_app, retry_every=SECOND), sends(3, now), now)
-    assert len(batched) == 3
-    assert batched == one_by_one
-    assert [message["headers"]["id"] for message in batched] == [task_id_for(f"entry-{n}", now) for n in range(3)]
+    reference = published(broker, Publisher(celery_app, retry_every=SECOND, templates=False), varied_sends(now), now)
+    publisher = Publisher(celery_app, retry_every=SECOND, batch_size=batch_size)
+    templated = published(broker, publisher, varied_sends(now), now)
+    assert len(templated) == len(varied_sends(now))
+    assert templated == reference
+    # In order, but for the priority: the Redis transport reads its priority lists in turn.
+    assert sorted(message["headers"]["id"] for message in templated) == sorted(
+        send.task_id for send in varied_sends(now)
+    )
+
+
+def test_every_shape_here_is_templated(broker):
+    """The shapes above are built from templates, not by ``send_task`` (so the test above compares two paths)."""
+    now = us(time.time())
+    publisher = Publisher(celery_app, retry_every=SECOND)
+    with mock.patch.object(celery_app, "send_task", wraps=celery_app.send_task) as send_task:
+        published(broker, publisher, varied_sends(now), now)
+    # One probe per shape (the two plain sends share theirs), no send_task per message.
+    assert send_task.call_count == 4
+    assert {call.kwargs["task_id"] for call in send_task.call_args_list} == {"luffy-probe-task-id-0f3c"}
+
+
+def test_a_signal_receiver_sends_through_send_task(broker):
+    """With a ``before_task_publish`` receiver every message goes through ``send_task``, which calls it."""
+    now = us(time.time())
+    seen = []
+
+    def receiver(headers=None, **kwargs):
+        seen.append(headers["id"])
+
+    before_task_publish.connect(receiver)
+    try:
+        messages = published(broker, Publisher(celery_app, retry_every=SECOND), varied_sends(now), now)
+    finally:
+        before_task_publish.disconnect(receiver)
+    assert seen == [send.task_id for send in varied_sends(now)]  # each message, in publishing order
+    assert sorted(message["headers"]["id"] for message in messages) == sorted(seen)
+
+
+def test_a_router_function_sends_through_send_task(broker, monkeypatch):
+    """A task route that is a function (it may read the arguments) is left to ``send_task``."""
+    now = us(time.time())
+    routed = []
+
+    def route(name, args, kwargs, options, task=None, **kw):
+        routed.append(args)
+        return None
+
+    monkeypatch.setattr(celery_app.amqp.router, "routes", [route])
+    messages = published(broker, Publisher(celery_app, retry_every=SECOND), sends(3, now), now)
+    assert len(messages) == 3
+    assert routed == [[f"service-{n}"] for n in range(3)]
 
 
 def test_sends_kept_through_a_refused_batch_go_once_each(broker):
@@ -125,3 +225,29 @@ def test_the_broker_drops_a_message_once_it_expires(broker):
     publisher.close()
     assert broker.queue_declare(passive=True).message_count == 1
     wait_for(lambda: broker.queue_declare(passive=True).message_count == 0, timeout=10, what="the message to expire")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [],
+        {},
+        ["service-1"],
+        ["it's", 'say "hi"', "back\\slash", "new\nline", "tab\t", "ünïcødé ☃", "\x00", ""],
+        [1, -2, 3.5, float("inf"), True, False, 10**30],
+        ["x" * 1000],
+        ["x" * 2000],
+        ["a"] * 16,
+        ["a"] * 17,
+        [None],
+        [["nested"]],
+        [{"k": "v"}],
+        ("tuple",),
+        {"k": "v"},
+        [b"bytes"],
+    ],
+)
+@pytest.mark.parametrize("maxlen", [None, 10, 1024])
+def test_argument_repr_is_celerys_saferepr(value, maxlen):
+    """The argument reprs in a templated message's headers are what Celery's saferepr writes."""
+    assert argument_repr(value, maxlen, 3) == saferepr(value, maxlen, maxlevels=3)

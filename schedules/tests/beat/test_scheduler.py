@@ -241,6 +241,39 @@ def test_day_of_week_7_runs_on_sunday_as_the_api_says(make_schedule, scheduler, 
     assert (due.isoweekday(), due.hour) == (7, 6)
 
 
+def test_a_burst_over_several_batches_sends_each_slot_once_and_writes_run_state_after(
+    make_schedule, scheduler, clock, broker
+):
+    """Seven slots on one second, two per batch: each sent once, claimed once; the run state is
+    written after the last batch (not between them)."""
+    schedules = [make_schedule(schedule_type="interval", interval_seconds=60 + n) for n in range(7)]
+    slot = (clock.now + timedelta(seconds=5)).replace(microsecond=0)
+    for schedule in schedules:
+        PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(
+            last_run_at=slot - timedelta(seconds=schedule.periodic_task.interval.every)
+        )
+    beat = scheduler()
+    beat.max_batch = 2
+    beat.tick()
+    flushes = []
+    flush = beat.store.flush
+    beat.store.flush = lambda: flushes.append(len(beat.store._dirty)) or flush()
+    run(beat, clock, slot + timedelta(seconds=1))
+
+    names = sorted(schedule.periodic_task.name for schedule in schedules)
+    assert sorted(message["name"] for message in sent(broker)) == names
+    assert sorted({message["task_id"] for message in sent(broker)}) == sorted(
+        task_id_for(name, to_us(slot)) for name in names
+    )
+    assert sorted(Dispatch.objects.values_list("periodic_task_name", flat=True)) == names
+    assert flushes == [7]  # once, after the last batch
+    assert set(
+        PeriodicTask.objects.filter(pk__in=[s.periodic_task_id for s in schedules]).values_list(
+            "last_run_at", flat=True
+        )
+    ) == {slot}
+
+
 def test_a_slot_already_claimed_elsewhere_is_not_sent_again(make_schedule, scheduler, clock, broker, caplog):
     """Two dispatchers (a split brain) still send a slot once: the claim is unique per slot."""
     schedule = make_schedule(schedule_type="interval", interval_seconds=60)
