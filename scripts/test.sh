@@ -36,5 +36,9 @@ else
   echo "== docker-compose.yml not validated: docker-compose is not installed (apt-get install docker-compose)"
 fi
 
+# Two pytest-xdist workers, whole files each (a module's beat/worker stack starts once, on one
+# worker): most end-to-end time is waiting on real clocks, which overlaps well even on two cores.
+# schedules/tests/workers.py gives each worker its own Redis database and var folder; -p loads it
+# before the settings are read. PYTEST_WORKERS=0 (or ARGS="-n 0") runs in this one process.
 echo "== test suite"
-exec "$PY" -m pytest "$@"
+exec "$PY" -m pytest -p schedules.tests.workers -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"

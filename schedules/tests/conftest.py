@@ -1,9 +1,15 @@
 """Fixtures built through the write path, so every row has its beat counterpart."""
 
+import os
+
 import pytest
 from django.core.cache import cache
 
 from schedules import health, services
+
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("LUFFY_TEST_WORKER") != os.environ["PYTEST_XDIST_WORKER"]:
+    # Workers sharing one Redis database read and empty each other's queues (schedules/tests/workers.py).
+    raise pytest.UsageError("parallel runs need -p schedules.tests.workers: use make test, or see README.md")
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ import os
 import sys
 import time
 import uuid
-from contextlib import ExitStack
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
@@ -182,12 +182,25 @@ SCHEDULERS = {
 }
 
 
-# The whole set on Redis with both schedulers; the fleet scheduler's on RabbitMQ too (the stock
-# scheduler's publishing is Celery's own, and a fourth stack would cost another two minutes).
+# The whole set on Redis with both schedulers. On RabbitMQ, the fleet scheduler only (the stock
+# scheduler's publishing is Celery's own) and only the tests marked ``every_broker``: what the
+# broker carries (delivery to the queue with the arguments, a send's arrival at the worker, run
+# now, sends due together, the heartbeat and its expiry). The rest (disable, delete, timing
+# updates, last_run, cron, H and jitter) is the scheduler's work on its rows, the same whichever
+# broker follows.
 STACKS = {"stock": ("stock", "redis"), "fleet": ("fleet", "redis"), "fleet-rabbitmq": ("fleet", "rabbitmq")}
+REDIS_STACKS = [name for name, (_, broker) in STACKS.items() if broker == "redis"]
+every_broker = pytest.mark.every_broker
 
 
-@pytest.fixture(scope="module", params=list(STACKS))
+def pytest_generate_tests(metafunc):
+    """One module-scoped stack per name; the tests marked ``every_broker`` run on every stack."""
+    if "stack" in metafunc.fixturenames:
+        names = list(STACKS) if metafunc.definition.get_closest_marker("every_broker") else REDIS_STACKS
+        metafunc.parametrize("stack", names, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
 def stack(request, e2e_database, tmp_path_factory):
     if connection.vendor != "postgresql":
         pytest.skip("beat and the worker need a database server they can share with the tests (PostgreSQL)")
@@ -313,17 +326,73 @@ def stack(request, e2e_database, tmp_path_factory):
             call_command("flush", interactive=False, verbosity=0)
     timings.pickups.extend(_pickups(changes, BeatLog(folder / "beat.log").schedule_changes()))
     request.config.pluginmanager.register(timings)
+    if hasattr(request.config, "workeroutput"):  # a pytest-xdist worker: the controller prints them
+        request.config.workeroutput.setdefault("beat_timings", []).append(asdict(timings))
 
 
-@pytest.fixture
-def api(stack):
+@contextmanager
+def _api_key(stack):
     api_key, key = services.api_key_create(name=f"e2e-{uuid.uuid4().hex[:8]}", scopes=set(ApiKeyScope.NAMES))
-    yield Api(stack.changes, key)
-    api_key.delete()
+    try:
+        yield Api(stack.changes, key)
+    finally:
+        api_key.delete()
+
+
+def _delete_services(keep=()):
     # Through the write path, so beat is told (PeriodicTasks bump) and drops the entries.
     actor = services.Actor.system("e2e-cleanup")
     for service in list(selectors.service_list()):
-        services.service_delete(actor=actor, service=service)
+        if service.pk not in keep:
+            services.service_delete(actor=actor, service=service)
+
+
+@dataclass
+class Early:
+    """Schedules whose first send is up to a minute away, made as soon as a stack is up.
+
+    Their tests run last in the module and check the first send then, so the stack's other tests
+    run while they wait, instead of each test sleeping to the next minute on its own. Each test's
+    assertions are the ones it makes on a schedule it creates itself.
+    """
+
+    cron: tuple[str, dict]  # service id, the create answer
+    h: tuple[str, dict, datetime]  # and the minute its H resolves to
+    jitter: tuple[str, dict, float]  # and when the create was sent
+
+    @property
+    def service_ids(self) -> set[str]:
+        return {self.cron[0], self.h[0], self.jitter[0]}
+
+
+CRON_TIMING = {"schedule_type": "cron", "cron_expression": "* * * * *", "timezone": "Asia/Kathmandu"}
+JITTER = timing.Timing(timing.INTERVAL, None, 20, timing.UTC, jitter_seconds=2)
+
+
+@pytest.fixture(scope="module")
+def early(stack):
+    with _api_key(stack) as api:
+        cron_service = _service(api)
+        cron_body = api.create_schedule(cron_service, task_name=TASK, **CRON_TIMING)
+        # The coming minute at least 10 s away; a service id whose H lands on it.
+        target = datetime.fromtimestamp(time.time() + 10, UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        h_service = _service_where(api, lambda key: cron.resolve("H * * * *", key)[0].minute == str(target.minute))
+        h_body = api.create_schedule(h_service, task_name=TASK, cron_expression="H * * * *")
+        jitter_service = _service_where(api, lambda key: timing.jitter_offset(JITTER, key) == 2)
+        created = time.time()
+        jitter_body = api.create_schedule(
+            jitter_service, task_name=TASK, schedule_type="interval", interval_seconds=20, jitter_seconds=2
+        )
+    made = Early((cron_service, cron_body), (h_service, h_body, target), (jitter_service, jitter_body, created))
+    yield made
+    _delete_services()
+
+
+@pytest.fixture
+def api(stack, early):
+    with _api_key(stack) as api:
+        yield api
+    _delete_services(keep=early.service_ids)
 
 
 def _service(api: Api) -> str:
@@ -332,10 +401,19 @@ def _service(api: Api) -> str:
     return service_id
 
 
+def _service_where(api: Api, lands) -> str:
+    """A new service whose id hashes so that ``lands(key)`` holds (H and jitter hash the id)."""
+    prefix = f"e2e-{uuid.uuid4().hex[:6]}"
+    service_id = next(f"{prefix}-{n}" for n in range(100_000) if lands(timing.schedule_key(f"{prefix}-{n}", TASK)))
+    api.create_service(service_id)
+    return service_id
+
+
 def _wait_past(moment: float) -> None:
     time.sleep(max(moment - time.time(), 0))
 
 
+@every_broker
 def test_created_schedule_is_sent_to_its_queue_with_the_service_id(stack, api):
     """Beat sends the catalogue's Celery task with args=[service_id] to the catalogue's queue."""
     service_id = _service(api)
@@ -355,28 +433,6 @@ def test_created_schedule_is_sent_to_its_queue_with_the_service_id(stack, api):
         "received_at": call["received_at"],
     }
     assert stack.beat_log.sent_tasks(entry) == {CELERY_TASK}
-
-
-@pytest.mark.parametrize(
-    "timing",
-    [
-        {"schedule_type": "interval", "interval_seconds": 3},
-        {"schedule_type": "cron", "cron_expression": "* * * * *", "timezone": "Asia/Kathmandu"},
-    ],
-    ids=["interval", "cron"],
-)
-def test_first_dispatch_is_at_the_next_run_the_api_reported(stack, api, timing):
-    """Creating never runs at once; the first send is at the reported next_run, to the second."""
-    service_id = _service(api)
-    body = api.create_schedule(service_id, task_name=TASK, **timing)
-    wait = _epoch(body["next_run"]) - time.time()
-
-    call = stack.first_call(service_id, timeout=wait + PICKUP_SECONDS)
-
-    first_send = stack.sends(service_id)[0]
-    error = stack.dispatch_error(sent=first_send, next_run=body["next_run"])
-    assert -EARLY_TOLERANCE <= error < LATE_TOLERANCE, f"sent {error:+.3f} s from next_run {body['next_run']}"
-    assert 0 <= call["received_at"] - first_send < BROKER_HOP_SECONDS
 
 
 def test_last_run_follows_the_dispatch_and_next_run_follows_last_run(stack, api):
@@ -482,6 +538,7 @@ def test_delete_stops_dispatch_within_5_s_and_leaves_no_beat_row(stack, api, del
     )
 
 
+@every_broker
 def test_run_now_reaches_the_worker_with_the_service_id(stack, api):
     """Run-now sends the catalogue task with [service_id] to its queue at once, outside beat."""
     service_id = _service(api)
@@ -501,6 +558,7 @@ def test_run_now_reaches_the_worker_with_the_service_id(stack, api):
     }
 
 
+@every_broker
 def test_two_services_with_one_task_and_timing_are_dispatched_independently(stack, api):
     """Same task, same interval, two services: two beat entries, each sending its own id."""
     first, second = _service(api), _service(api)
@@ -522,46 +580,7 @@ def test_two_services_with_one_task_and_timing_are_dispatched_independently(stac
     assert entries[0] != entries[1]
 
 
-def _service_where(api: Api, lands) -> str:
-    """A new service whose id hashes so that ``lands(key)`` holds (H and jitter hash the id)."""
-    prefix = f"e2e-{uuid.uuid4().hex[:6]}"
-    service_id = next(f"{prefix}-{n}" for n in range(100_000) if lands(timing.schedule_key(f"{prefix}-{n}", TASK)))
-    api.create_service(service_id)
-    return service_id
-
-
-def test_h_schedule_is_sent_at_its_resolved_minute(stack, api):
-    """`H * * * *` resolves per service to one minute of the hour; beat sends it at that minute.
-    Time is compressed by picking a service id whose H lands on the coming minute."""
-    target = datetime.fromtimestamp(time.time() + 10, UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
-    service_id = _service_where(api, lambda key: cron.resolve("H * * * *", key)[0].minute == str(target.minute))
-    body = api.create_schedule(service_id, task_name=TASK, cron_expression="H * * * *")
-    assert (body["cron_expression"], body["resolved_cron_expression"]) == ("H * * * *", f"{target.minute} * * * *")
-
-    stack.first_call(service_id, timeout=_epoch(body["next_run"]) - time.time() + PICKUP_SECONDS)
-
-    first_send = stack.sends(service_id)[0]
-    error = stack.dispatch_error(sent=first_send, next_run=body["next_run"])
-    assert -EARLY_TOLERANCE <= error < LATE_TOLERANCE, f"sent {error:+.3f} s from next_run {body['next_run']}"
-    assert datetime.fromtimestamp(first_send, UTC).minute == target.minute
-
-
-def test_interval_jitter_offset_is_honoured_by_beat(stack, api):
-    """An interval with jitter first runs at change + interval + its offset, as next_run says."""
-    jittered = timing.Timing(timing.INTERVAL, None, 20, timing.UTC, jitter_seconds=2)
-    service_id = _service_where(api, lambda key: timing.jitter_offset(jittered, key) == 2)
-    created = time.time()
-    body = api.create_schedule(
-        service_id, task_name=TASK, schedule_type="interval", interval_seconds=20, jitter_seconds=2
-    )
-    assert 22 <= _epoch(body["next_run"]) - created < 23
-
-    stack.first_call(service_id, timeout=_epoch(body["next_run"]) - time.time() + PICKUP_SECONDS)
-
-    error = stack.dispatch_error(sent=stack.sends(service_id)[0], next_run=body["next_run"])
-    assert -EARLY_TOLERANCE <= error < LATE_TOLERANCE, f"sent {error:+.3f} s from next_run {body['next_run']}"
-
-
+@every_broker
 def test_beat_heartbeat_reaches_the_worker_and_health_says_ok(stack):
     """The heartbeat beat installs at start keeps arriving at the worker; check_beat is ok."""
     last = selectors.beat_heartbeat_get()
@@ -577,3 +596,59 @@ def test_beat_heartbeat_reaches_the_worker_and_health_says_ok(stack):
     entry = PeriodicTask.objects.get(name="luffy-admin:beat-heartbeat")
     assert (entry.task, entry.queue, entry.enabled) == ("luffy_admin.beat_heartbeat", stack.heartbeat_queue, True)
     assert entry.expire_seconds == 3 * HEARTBEAT_SECONDS
+
+
+# Last in the module: the first sends these check are those of the early schedules.
+
+
+@every_broker
+def test_first_dispatch_is_at_the_next_run_the_api_reported(stack, api):
+    """Creating never runs at once; the first send is at the reported next_run, to the second."""
+    service_id = _service(api)
+    body = api.create_schedule(service_id, task_name=TASK, schedule_type="interval", interval_seconds=3)
+    _assert_first_send_at_next_run(stack, service_id, body)
+
+
+def test_first_cron_dispatch_is_at_the_next_run_the_api_reported(stack, early):
+    """The same for `* * * * *` in Asia/Kathmandu (made when the stack came up): the first send
+    is at the next whole minute the API reported, to the second."""
+    service_id, body = early.cron
+    _assert_first_send_at_next_run(stack, service_id, body)
+
+
+def _assert_first_send_at_next_run(stack, service_id: str, body: dict) -> None:
+    wait = max(_epoch(body["next_run"]) - time.time(), 0)
+
+    call = stack.first_call(service_id, timeout=wait + PICKUP_SECONDS)
+
+    first_send = stack.sends(service_id)[0]
+    error = stack.dispatch_error(sent=first_send, next_run=body["next_run"])
+    assert -EARLY_TOLERANCE <= error < LATE_TOLERANCE, f"sent {error:+.3f} s from next_run {body['next_run']}"
+    assert 0 <= call["received_at"] - first_send < BROKER_HOP_SECONDS
+
+
+def test_h_schedule_is_sent_at_its_resolved_minute(stack, early):
+    """`H * * * *` resolves per service to one minute of the hour; beat sends it at that minute.
+    Time is compressed by picking a service id whose H lands on the coming minute (made when
+    the stack came up)."""
+    service_id, body, target = early.h
+    assert (body["cron_expression"], body["resolved_cron_expression"]) == ("H * * * *", f"{target.minute} * * * *")
+
+    stack.first_call(service_id, timeout=max(_epoch(body["next_run"]) - time.time(), 0) + PICKUP_SECONDS)
+
+    first_send = stack.sends(service_id)[0]
+    error = stack.dispatch_error(sent=first_send, next_run=body["next_run"])
+    assert -EARLY_TOLERANCE <= error < LATE_TOLERANCE, f"sent {error:+.3f} s from next_run {body['next_run']}"
+    assert datetime.fromtimestamp(first_send, UTC).minute == target.minute
+
+
+def test_interval_jitter_offset_is_honoured_by_beat(stack, early):
+    """An interval with jitter first runs at change + interval + its offset, as next_run says
+    (made when the stack came up)."""
+    service_id, body, created = early.jitter
+    assert 22 <= _epoch(body["next_run"]) - created < 23
+
+    stack.first_call(service_id, timeout=max(_epoch(body["next_run"]) - time.time(), 0) + PICKUP_SECONDS)
+
+    error = stack.dispatch_error(sent=stack.sends(service_id)[0], next_run=body["next_run"])
+    assert -EARLY_TOLERANCE <= error < LATE_TOLERANCE, f"sent {error:+.3f} s from next_run {body['next_run']}"
