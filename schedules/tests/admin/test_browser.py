@@ -20,7 +20,6 @@ from schedules import beat_rows, runs, services
 from schedules.models import AuditEvent, TaskSchedule
 
 CHROMIUM = shutil.which("chromium")
-DOCS = Path(settings.BASE_DIR) / "docs"
 SCREENSHOTS = Path(settings.BASE_DIR) / "test-output" / "browser"
 CHROMIUM_ARGS = [
     "--headless",
@@ -214,7 +213,8 @@ def test_schedule_page_charts_its_runs_and_the_failing_filter_finds_failing_sche
 ):
     """The schedule's page draws runtime and lateness of its last runs as an SVG (a bar per run
     and measure) above the runs table with the error; the list's "Failing" filter keeps only
-    the schedule whose last run failed. The chart's screenshot goes to docs/runs-chart.png."""
+    the schedule whose last run failed. The chart's screenshot (test-output/browser/runs-chart.png)
+    is what docs/runs-chart.png shows."""
     flaky = make_schedule(cron_expression="* * * * *")
     steady = make_schedule(task_name="index_code", cron_expression="0 3 * * *")
     _record_runs(flaky, 30, fail_every=3)
@@ -238,7 +238,7 @@ def test_schedule_page_charts_its_runs_and_the_failing_filter_finds_failing_sche
         expect(table).to_have_count(30)
         expect(table.first.locator(".run-state")).to_have_text("\u2716 failed")
         expect(table.first.locator(".run-error")).to_have_text("TimeoutError: upstream timed out")
-        page.locator("fieldset", has=chart).screenshot(path=DOCS / "runs-chart.png")
+        page.locator("fieldset", has=chart).screenshot(path=SCREENSHOTS / "runs-chart.png")
 
         page.goto(f"{live_server.url}/admin/schedules/taskschedule/")
         expect(page.locator("#result_list tbody tr")).to_have_count(2)

@@ -1,7 +1,7 @@
 """The "Upcoming load" page in a real browser: the herd of 1,000 services on */15, then spread by H/15.
 
 Headless Chromium as in test_browser.py. The screenshots of the chart before and after the
-switch are kept in docs/ (docs/load-before.png, docs/load-after.png).
+switch go to test-output/browser/; docs/load-before.png and docs/load-after.png are copies of them.
 """
 
 import re
@@ -17,7 +17,7 @@ from schedules.models import TaskSchedule
 
 from .test_browser import CHROMIUM, CHROMIUM_ARGS, _log_in
 
-DOCS = Path(settings.BASE_DIR) / "docs"
+SCREENSHOTS = Path(settings.BASE_DIR) / "test-output" / "browser"
 SERVICES = 1000
 
 pytestmark = [
@@ -54,9 +54,9 @@ def test_switching_a_thousand_services_to_h15_flattens_the_chart(live_server, ac
     for number in range(SERVICES):
         service = services.service_create(actor=actor, service_id=f"demo-{number:04d}", name=f"Demo {number}")
         services.schedule_create(actor=actor, service=service, task_name="fetch_logs", cron_expression="*/15 * * * *")
-    DOCS.mkdir(exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    before = _look_at_the_load(live_server, DOCS / "load-before.png")
+    before = _look_at_the_load(live_server, SCREENSHOTS / "load-before.png")
 
     assert [count for _, count in before] == [SERVICES] * 5
     assert all(re.search(r":(00|15|30|45)$", minute) for minute, _ in before)
@@ -64,7 +64,7 @@ def test_switching_a_thousand_services_to_h15_flattens_the_chart(live_server, ac
     for schedule in TaskSchedule.objects.select_related("periodic_task__crontab", "periodic_task__interval"):
         services.schedule_update(actor=actor, schedule=schedule, cron_expression="H/15 * * * *")
 
-    after = _look_at_the_load(live_server, DOCS / "load-after.png")
+    after = _look_at_the_load(live_server, SCREENSHOTS / "load-after.png")
 
     per_hour_minute = SERVICES * 4 / 60  # each service fires 4 times an hour
     assert max(count for _, count in after) <= 2 * per_hour_minute
