@@ -91,6 +91,7 @@ class FleetScheduler(Scheduler):
         self._liveness_file = getattr(settings, "LUFFY_BEAT_LIVENESS_FILE", None)
         self._liveness_at = 0
         self._loading = False
+        self._ticking = False
 
     @staticmethod
     def _listens() -> bool:
@@ -115,6 +116,12 @@ class FleetScheduler(Scheduler):
             self.store.flush()
 
     def close(self):
+        if self._ticking:
+            # celery beat's SIGTERM/SIGINT handler, run in the middle of a tick: maybe inside a
+            # database wait (the bounded waits are Python callbacks), with a session mid-statement
+            # that closing from here would deadlock on. The handler's SystemExit ends the tick,
+            # and beat's loop closes again once it is over.
+            return
         try:
             super().close()
         finally:
@@ -131,10 +138,11 @@ class FleetScheduler(Scheduler):
 
     def tick(self, *args, **kwargs):
         """One pass: keep leadership and state fresh, then send what is due. Returns seconds to sleep."""
-        started, self._loading = time.monotonic(), False
+        started, self._loading, self._ticking = time.monotonic(), False, True
         try:
             return self._tick()
         finally:
+            self._ticking = False
             took = time.monotonic() - started
             if took > self.slow_tick_seconds and not self._loading:
                 # Every wait has a bound (database, broker): a long tick says which one ran out.

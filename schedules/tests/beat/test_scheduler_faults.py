@@ -17,6 +17,7 @@ reads it back. A task id names one (schedule, slot), so a task id twice is a slo
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -327,3 +328,24 @@ def test_a_partitioned_leader_stops_and_the_standby_takes_over_within_15_seconds
     both = by_leader + by_standby
     assert len(both) == len(set(both)), "a slot was sent twice"
     assert "stopped dispatching" in (servers.root / "leader.log").read_text()
+
+
+def test_a_beat_stopped_while_it_waits_on_the_database_exits_promptly(servers):
+    """SIGTERM lands while beat waits on a stopped database (the bounded waits are Python
+    callbacks, so celery's signal handler runs inside the wait): beat exits within a few
+    seconds, instead of closing sessions that are mid-statement from inside the handler."""
+    database = servers.database("stop")
+    beat = servers.beat("stop", database_url=servers.cluster.url(database), broker_db=4)
+    try:
+        wait_for(lambda: "loaded 2 schedules" in (servers.root / "stop.log").read_text(), timeout=30, what="load")
+        servers.cluster.hang()
+        time.sleep(1)  # inside the first bounded wait (each lasts 2 s)
+        signalled = time.monotonic()
+        os.kill(beat.pid, signal.SIGTERM)
+        wait_for(lambda: not beat.running(), timeout=15, interval=0.1, what="beat to exit after SIGTERM")
+        took = time.monotonic() - signalled
+    finally:
+        servers.cluster.resume()
+        beat.stop(timeout=5)
+    print(f"\nstopped during a database wait: beat exited {took:.2f} s after SIGTERM")
+    assert took <= 6, f"beat took {took:.2f} s to exit"
