@@ -5,16 +5,32 @@ Fault tests stop (``pg_ctl stop``, SIGSTOP) these, never the shared servers.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from .e2e import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def scratch_root(prefix: str) -> Path:
+    """A fresh folder for a test's own servers (the postgres user's, when we are root); skips the
+    test when the PostgreSQL server binaries or redis-server are missing."""
+    missing = [tool for tool in ("redis-server", "psql") if shutil.which(tool) is None]
+    if missing or not (PG_BIN / "initdb").exists():
+        pytest.skip(f"needs PostgreSQL 15 server binaries in {PG_BIN} and {', '.join(missing) or 'redis-server'}")
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    return root
 
 
 def as_postgres(*command, **kwargs):

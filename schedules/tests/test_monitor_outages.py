@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from .beat.test_scheduler_outages import SETUP
 from .e2e import Process, text_of, wait_for
-from .servers import PG_BIN, Cluster, RedisServer, as_postgres
+from .servers import PG_BIN, Cluster, RedisServer, as_postgres, scratch_root
 
 pytestmark = pytest.mark.e2e
 
@@ -28,12 +27,7 @@ POSTGRES_DOWN, REDIS_DOWN = 4, 5
 
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory):
-    missing = [tool for tool in ("redis-server", "psql") if shutil.which(tool) is None]
-    if missing or not (PG_BIN / "initdb").exists():
-        pytest.skip(f"needs PostgreSQL 15 server binaries in {PG_BIN} and {', '.join(missing) or 'redis-server'}")
-    root = Path(tempfile.mkdtemp(prefix="monitor-outage-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
+    root = scratch_root("monitor-outage-")
     cluster, broker = Cluster(root), RedisServer()
     env = dict(
         os.environ,

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +27,7 @@ from schedules import errors
 from schedules.middleware import DATABASE_UNAVAILABLE
 
 from .e2e import Process, wait_for
-from .servers import PG_BIN, Cluster, RedisServer, free_port
+from .servers import Cluster, RedisServer, free_port, scratch_root
 
 pytestmark = pytest.mark.e2e
 
@@ -91,11 +90,7 @@ class Web:
 
 @pytest.fixture(scope="module")
 def web():
-    if shutil.which("redis-server") is None or not (PG_BIN / "initdb").exists():
-        pytest.skip(f"needs redis-server and PostgreSQL server binaries in {PG_BIN}")
-    root = Path(tempfile.mkdtemp(prefix="web-faults-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
+    root = scratch_root("web-faults-")
     cluster, redis = Cluster(root), RedisServer()
     gunicorn = None
     try:

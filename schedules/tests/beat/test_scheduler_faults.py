@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import pytest
 import redis
 
 from ..e2e import LOG_LINE, Process, _log_time, wait_for
-from ..servers import PG_BIN, Cluster, Partition, RedisServer
+from ..servers import PG_BIN, Cluster, Partition, RedisServer, scratch_root
 from .processes import ROOT, SCHEDULER
 
 pytestmark = pytest.mark.e2e
@@ -146,12 +145,7 @@ def log_times(path: Path, text: str) -> list[float]:
 
 @pytest.fixture(scope="module")
 def servers():
-    missing = [tool for tool in ("redis-server", "psql") if shutil.which(tool) is None]
-    if missing or not (PG_BIN / "initdb").exists():
-        pytest.skip(f"needs PostgreSQL 15 server binaries in {PG_BIN} and {', '.join(missing) or 'redis-server'}")
-    root = Path(tempfile.mkdtemp(prefix="fleet-faults-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
+    root = scratch_root("fleet-faults-")
     cluster, broker = Cluster(root), RedisServer()
     found = Servers(root, cluster, broker)
     try:

@@ -12,15 +12,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from ..e2e import wait_for
-from ..servers import PG_BIN, Cluster, RedisServer
+from ..servers import PG_BIN, Cluster, RedisServer, scratch_root
 from .processes import ROOT, Processes, calls_in
 
 pytestmark = pytest.mark.e2e
@@ -83,12 +81,7 @@ def every_schedule_sent_after(cluster: Cluster, moment: float) -> bool:
 
 @pytest.fixture(scope="session")
 def outage_run():
-    missing = [tool for tool in ("redis-server", "psql") if shutil.which(tool) is None]
-    if missing or not (PG_BIN / "initdb").exists():
-        pytest.skip(f"needs PostgreSQL 15 server binaries in {PG_BIN} and {', '.join(missing) or 'redis-server'}")
-    root = Path(tempfile.mkdtemp(prefix="fleet-outage-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
+    root = scratch_root("fleet-outage-")
     cluster, broker = Cluster(root), RedisServer()
     record = root / "calls.jsonl"
     catalogue = [
