@@ -36,9 +36,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from beat_common import BURST, ROOT, SCHEDULERS, bench_database_url, ensure_database, rabbitmq_vhost, seed, setup_django
+from beat_common import BURST, SCHEDULERS, rabbitmq_vhost, seed
 from beat_in_process import measure_in_process
 from beat_process import measure_beat, measure_publish
+from bench_database import ROOT, bench_database_url, ensure_database, setup_django
 
 # --- report -------------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from beat_common import BURST, PERIOD, QUEUE, ROOT, SCHEDULERS, TASK, broker, percentile, rss_mb
+from beat_common import BURST, PERIOD, QUEUE, SCHEDULERS, TASK, broker, percentile, rss_mb
+from bench_database import ROOT
 
 # --- a real beat process under one edit per second ----------------------------------------
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from beat_bench import PERIOD, bench_database_url, ensure_database, seed, setup_django
+from beat_common import PERIOD, seed
+from bench_database import bench_database_url, ensure_database, setup_django
 
 
 def main():

@@ -14,49 +14,12 @@ spreads them). Then it times, median of
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_database import bench_database_url, ensure_database, setup_django
+
 TASKS = ("fetch_logs", "generate_rca", "index_code")
-
-
-def bench_database_url(database: str) -> str:
-    parts = urlsplit(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/luffy_admin")
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
-def ensure_database(database_url: str):
-    import psycopg2
-
-    parts = urlsplit(database_url)
-    admin = psycopg2.connect(
-        host=parts.hostname,
-        port=parts.port or 5432,
-        user=parts.username or "postgres",
-        password=parts.password,
-        dbname="postgres",
-    )
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [parts.path.lstrip("/")])
-        if cursor.fetchone() is None:
-            cursor.execute(f'CREATE DATABASE "{parts.path.lstrip("/")}"')
-    admin.close()
-
-
-def setup_django(database_url: str):
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "luffy_admin.settings")
-    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
 
 
 def seed(n: int) -> None:
@@ -173,6 +136,8 @@ def main():
     from rest_framework.test import APIClient
     from rest_framework_api_key.models import APIKey
 
+    from schedules import services
+
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     # Pages render without a collectstatic manifest, as in the tests.
     settings.STORAGES = {
@@ -186,7 +151,7 @@ def main():
         print(f"seeded {args.n} schedules in {time.perf_counter() - started:.1f} s")
 
     APIKey.objects.filter(name="load-bench").delete()
-    _, key = APIKey.objects.create_key(name="load-bench")
+    _, key = services.api_key_create(name="load-bench", scopes={"read"})
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     user = get_user_model().objects.filter(username="load-bench").first()

@@ -14,25 +14,13 @@ included, and checks every run ended in its final state.
 """
 
 import argparse
-import os
 import random
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from unittest import mock
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.beat_bench import ensure_database  # noqa: E402
-
-
-def bench_database_url(database: str) -> str:
-    parts = urlsplit(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/luffy_admin")
-    return urlunsplit(parts._replace(path=f"/{database}"))
+from bench_database import bench_database_url, ensure_database, setup_django
 
 
 def main():
@@ -44,14 +32,10 @@ def main():
 
     database_url = bench_database_url(args.database)
     ensure_database(database_url)
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "luffy_admin.settings")
-    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
+    setup_django(database_url)
     from django.core.management import call_command
     from django.db import connection
+    from django.db.models import Count
 
     from schedules.models import Dispatch
     from schedules.monitor import RunMonitor
@@ -102,7 +86,7 @@ def main():
     monitor.flush()
     elapsed = time.perf_counter() - began
 
-    states = dict(Dispatch.objects.values_list("state").annotate(count=django.db.models.Count("pk")).order_by())
+    states = dict(Dispatch.objects.values_list("state").annotate(count=Count("pk")).order_by())
     expected = {"failed": len(range(0, args.runs, 10)), "succeeded": args.runs - len(range(0, args.runs, 10))}
     assert states == expected, f"runs ended as {states}, expected {expected}"
     print(f"runs: {args.runs:,}  events: {len(events):,}  ({connection.vendor}, batches of {monitor.max_batch} events)")
