@@ -172,7 +172,9 @@ class WorkerCalls:
     def all(self) -> list[dict]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        # The worker may be writing a line as we read: only the lines it ended count.
+        *complete, _ = self.path.read_text().split("\n")
+        return [json.loads(line) for line in complete if line.strip()]
 
     def of(self, service_id: str) -> list[dict]:
         return [call for call in self.all() if call["service_id"] == service_id]

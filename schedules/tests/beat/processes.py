@@ -1,11 +1,12 @@
 """Real fleet beats and the demo worker for the process and outage tests, and what the worker ran."""
 
-import json
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from ..e2e import WorkerCalls
 
 ROOT = Path(__file__).resolve().parents[3]
 # The path settings.CELERY_BEAT_SCHEDULER names, so the re-export is what these beats load.
@@ -91,4 +92,4 @@ class Processes:
 
 def calls_in(record: Path) -> list[dict]:
     """What the demo worker ran, one JSON object a line."""
-    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    return WorkerCalls(record).all()
