@@ -129,6 +129,19 @@ class Publisher:
                 self._pending.popleft()
         self._batching = True
 
+    def hand_over(self, now: int):
+        """The beat is stopping: one last try for the waiting sends, whatever the retry pacing.
+
+        They are claimed, so no other beat sends them; what the broker does not take now is lost.
+        """
+        if not self._pending:
+            return
+        self._retry_at = 0
+        self.drain(now)
+        if self._pending:
+            logger.error("beat: stopping with %d claimed sends the broker did not take; not sent", len(self._pending))
+            self._pending.clear()
+
     def _drop_stale(self, now: int):
         """Drop every send past its catch-up window, wherever it waits.
 

@@ -33,6 +33,7 @@ from .entries import Claim
 from .listen import ChangeListener
 from .lock import LeaderLock
 from .publisher import Publisher, Send
+from .stopping import StopSignals
 from .store import Store
 from .table import Table
 
@@ -92,6 +93,7 @@ class FleetScheduler(Scheduler):
         self._liveness_at = 0
         self._loading = False
         self._ticking = False
+        self.stop_signals = StopSignals()
 
     @staticmethod
     def _listens() -> bool:
@@ -125,6 +127,7 @@ class FleetScheduler(Scheduler):
         try:
             super().close()
         finally:
+            self.publisher.hand_over(self._now())
             self.store.close()
             self.publisher.close()
             if self.lock is not None:
@@ -227,16 +230,21 @@ class FleetScheduler(Scheduler):
         retired = [entry for entry in batch if entry.retired]
         batch = [entry for entry in batch if not entry.retired]
         sends = [Send.of(entry) for entry in batch]
-        claimed = self._claim([Claim(send.name, send.slot, send.task_id, now) for send in sends]) if sends else set()
-        if claimed is None:
-            return  # no longer the leader: the state went with the lock
-        for entry, send in zip(batch, sends, strict=True):
-            if (send.name, send.slot) in claimed:
-                self.publisher.add(send)
-            else:
-                logger.warning("beat: %s slot %s was already sent; not sending it again", send.name, from_us(send.slot))
-            self.table.advance(entry)
-            self.store.record_run(entry)
+        # A stop signal waits until the claimed sends are the publisher's (stopping).
+        with self.stop_signals.held():
+            claims = [Claim(send.name, send.slot, send.task_id, now) for send in sends]
+            claimed = self._claim(claims) if claims else set()
+            if claimed is None:
+                return  # no longer the leader: the state went with the lock
+            for entry, send in zip(batch, sends, strict=True):
+                if (send.name, send.slot) in claimed:
+                    self.publisher.add(send)
+                else:
+                    logger.warning(
+                        "beat: %s slot %s was already sent; not sending it again", send.name, from_us(send.slot)
+                    )
+                self.table.advance(entry)
+                self.store.record_run(entry)
         # Written at once, not with the next flush: the API's next_run reads last_run_at, and
         # a one-off saved meanwhile must not come back armed.
         for entry in retired:
@@ -263,18 +271,18 @@ class FleetScheduler(Scheduler):
 
 
 @signals.beat_init.connect
-def bound_database_waits(sender=None, **kwargs):
-    """``celery beat`` with this scheduler: bound every database wait of the process (db_waits).
+def prepare_beat_process(sender=None, **kwargs):
+    """``celery beat`` with this scheduler: hold its stop signals around each hand-over
+    (stopping) and, on PostgreSQL, bound every database wait of the process (db_waits).
 
     Only beat's own process: not a worker running beat in a thread (``-B`` without processes),
     not a test that builds a scheduler in its own process.
     """
     scheduler = getattr(sender, "scheduler", None)
-    if (
-        isinstance(scheduler, FleetScheduler)
-        and connection.vendor == "postgresql"
-        and threading.current_thread() is threading.main_thread()
-    ):
+    if not isinstance(scheduler, FleetScheduler) or threading.current_thread() is not threading.main_thread():
+        return
+    scheduler.stop_signals.install()
+    if connection.vendor == "postgresql":
         from .. import db_waits
 
         db_waits.install_for_beat()

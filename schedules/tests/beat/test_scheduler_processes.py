@@ -61,6 +61,12 @@ def insert_poison_row(name: str, queue: str, *, crontab_id=None, interval_id=Non
         )
 
 
+def lost_with_the_kill(dispatch: dict, killed_at: float) -> bool:
+    """Claimed in the killed beat's last tick: maybe never handed to the broker (docs/beat.md's
+    known limit: a SIGKILL between a claim and its publish loses the slot rather than risk two)."""
+    return killed_at - 1 < dispatch["sent_at"].timestamp() <= killed_at
+
+
 def every_schedule_sent_after(moment: float) -> bool:
     """Each service's schedule has a claimed slot later than ``moment``."""
     last = Dispatch.objects.values("periodic_task_name").annotate(last=Max("slot"))
@@ -133,22 +139,22 @@ def failover_run(request, django_db_setup, django_db_blocker, tmp_path_factory):
             )
             processes.started["beat-b"].send_signal(signal.SIGTERM)
             processes.started["beat-b"].wait(timeout=15)
-            dispatched = set(Dispatch.objects.values_list("task_id", flat=True))
+            dispatches = list(Dispatch.objects.values("periodic_task_name", "slot", "task_id", "sent_at"))
+            must_arrive = {row["task_id"] for row in dispatches if not lost_with_the_kill(row, killed_at)}
             wait_for(
-                lambda: dispatched <= {call["task_id"] for call in calls_in(record)},
+                lambda: must_arrive <= {call["task_id"] for call in calls_in(record)},
                 timeout=20,
                 what="the worker to run every dispatched slot",
             )
         finally:
             processes.stop_all()
-        exit_codes = {name: process.returncode for name, process in processes.started.items()}
-        logs = {name: processes.log(name) for name in processes.started}
-        received = calls_in(record)
-        dispatches = list(Dispatch.objects.values("periodic_task_name", "slot", "task_id", "sent_at"))
-        for service in Service.objects.filter(id__in=SERVICES):
-            services.service_delete(actor=actor, service=service)
-        PeriodicTask.objects.filter(name__in=POISON).delete()
-        Dispatch.objects.all().delete()
+            for service in Service.objects.filter(id__in=SERVICES):
+                services.service_delete(actor=actor, service=service)
+            PeriodicTask.objects.filter(name__in=POISON).delete()
+            Dispatch.objects.all().delete()
+    exit_codes = {name: process.returncode for name, process in processes.started.items()}
+    logs = {name: processes.log(name) for name in processes.started}
+    received = calls_in(record)
     return FailoverRun(received, dispatches, led_at, killed_at, took_over_at, exit_codes, logs)
 
 
@@ -170,7 +176,11 @@ def test_failover_sends_every_slot_exactly_once(failover_run):
         assert [round(b - a, 6) for a, b in zip(slots, slots[1:], strict=False)] == [1.0] * (len(slots) - 1), name
         assert slots[0] < failover_run.killed_at - 2 and slots[-1] > failover_run.took_over_at + 4
         task_ids = [call["task_id"] for call in received[name]]
-        assert sorted(task_ids) == sorted(row["task_id"] for row in rows), name
+        assert len(task_ids) == len(set(task_ids)), f"{name}: a slot ran twice"
+        missing = [row for row in rows if row["task_id"] not in task_ids]
+        assert all(lost_with_the_kill(row, failover_run.killed_at) for row in missing), (name, missing)
+        assert len(missing) <= 1, (name, missing)
+        assert set(task_ids) <= {row["task_id"] for row in rows}, name
 
 
 def test_a_standby_takes_over_within_five_seconds_of_a_sigkill(failover_run):

@@ -1,0 +1,74 @@
+"""Stopping beat (SIGTERM, Ctrl-C) never loses a slot it has claimed.
+
+celery beat's own stop handler is installed as ``celery beat`` installs it, with the
+scheduler's ``beat_init`` hook on top; the signal is sent to this process at the worst moment,
+right after a claim commits and before its send reaches the broker.
+"""
+
+import os
+import signal
+
+import pytest
+from celery.apps.beat import Beat
+from celery.beat import Service
+from celery.signals import beat_init
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from luffy_admin.celery import app as celery_app
+from schedules.beat.clock import from_us
+from schedules.beat.publisher import task_id_for
+from schedules.beat.stopping import STOP_SIGNALS
+from schedules.models import Dispatch
+
+from .inprocess import QUEUE, sent, wait_for_the_lock_to_go
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def beat_service(scheduler):
+    """A beat Service around an in-process scheduler, with celery beat's stop handler installed."""
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    beat = scheduler()
+    service = Service(app=celery_app)
+    service.__dict__["scheduler"] = beat  # what Service.scheduler would build, on the test's clock
+    Beat(app=celery_app).install_sync_handler(service)
+    beat_init.send(sender=service)
+    yield service
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_right_after_a_claim_still_sends_the_claimed_slot(beat_service, clock, broker, monkeypatch, stop):
+    interval, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="stopping", task="x.y", interval=interval, queue=QUEUE)
+    beat = beat_service.scheduler
+    beat.tick()
+    (entry,) = beat.entries.values()
+    slot = entry.due
+    claim = beat.lock.claim
+
+    def claim_then_stop(claims):
+        claimed = claim(claims)
+        os.kill(os.getpid(), stop)  # handled at the next bytecode, with the claim committed
+        return claimed
+
+    monkeypatch.setattr(beat.lock, "claim", claim_then_stop)
+    clock.at(from_us(slot))
+    with pytest.raises(SystemExit):
+        beat.tick()
+    beat_service.sync()  # what beat's loop does on its way out
+
+    task_id = task_id_for("stopping", slot)
+    assert list(Dispatch.objects.values_list("task_id", flat=True)) == [task_id]
+    assert [message["task_id"] for message in sent(broker)] == [task_id]
+
+
+def test_a_stop_signal_outside_a_hand_over_is_handled_at_once(beat_service):
+    """Only the hand-over holds a signal back: a beat between ticks closes and exits at once."""
+    beat_service.scheduler.tick()
+    assert beat_service.scheduler.is_leader
+    with pytest.raises(SystemExit):
+        os.kill(os.getpid(), signal.SIGTERM)
+    wait_for_the_lock_to_go()
