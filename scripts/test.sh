@@ -23,7 +23,9 @@ echo "== lint and format (ruff)"
 "$VENV/bin/ruff" format --check .
 
 echo "== migrations match the models"
-"$PY" manage.py makemigrations --check --dry-run
+# On an in-memory database: the check compares models with migrations, no data (the tests'
+# databases are pytest-django's, and the project's own may not exist yet).
+DATABASE_URL=sqlite://:memory: "$PY" manage.py makemigrations --check --dry-run
 
 echo "== deployment checks in production mode"
 DJANGO_ENV=production DJANGO_SECRET_KEY="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(50))')" \
