@@ -128,6 +128,8 @@ LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS = env.int("LUFFY_DB_WEB_STATEMENT_TIMEOUT_MS",
 # byte from the server (silence, not total time: a long load streams and is not cut), on every
 # session of its own; a leader whose database stops answering steps down (docs/beat.md).
 LUFFY_DB_BEAT_WAIT_SECONDS = env.float("LUFFY_DB_BEAT_WAIT_SECONDS", default=2.0)
+# The run monitor likewise (schedules/monitor.py keeps its batch in memory meanwhile).
+LUFFY_DB_MONITOR_WAIT_SECONDS = env.float("LUFFY_DB_MONITOR_WAIT_SECONDS", default=5.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -23,6 +23,9 @@ Beat waits at most LUFFY_DB_BEAT_WAIT_SECONDS for any answer. The callback is pr
 Django's (loads, pickup polls, run-state writes), the leader lock's and the LISTEN session's.
 A leader whose database stops answering thus steps down (fails closed) within that bound and
 its ticks go on; once the database answers again it takes the lock again by itself.
+
+The run monitor (``manage.py monitor_runs``) waits at most LUFFY_DB_MONITOR_WAIT_SECONDS: it keeps
+its batch in memory and goes on reading events, and a stop signal ends it within that bound.
 """
 
 import select
@@ -67,6 +70,15 @@ def install() -> None:
 
 def install_for_beat() -> BoundedWait:
     """The beat process: every psycopg2 session waits at most LUFFY_DB_BEAT_WAIT_SECONDS of silence."""
-    wait = BoundedWait(settings.LUFFY_DB_BEAT_WAIT_SECONDS)
+    return _install(settings.LUFFY_DB_BEAT_WAIT_SECONDS)
+
+
+def install_for_monitor() -> BoundedWait:
+    """The run monitor's process (LUFFY_DB_MONITOR_WAIT_SECONDS)."""
+    return _install(settings.LUFFY_DB_MONITOR_WAIT_SECONDS)
+
+
+def _install(seconds: float) -> BoundedWait:
+    wait = BoundedWait(seconds)
     extensions.set_wait_callback(wait)
     return wait

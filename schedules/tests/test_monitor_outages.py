@@ -3,11 +3,13 @@
 A PostgreSQL cluster and a Redis server are started here (the helpers of
 test_scheduler_outages.py), with a single fleet beat (which keeps sending from memory while the
 database is down), the demo worker with task events on, and ``manage.py monitor_runs``, on a
-one-second schedule. PostgreSQL is stopped for 4 s, then Redis for 5 s.
+one-second schedule. PostgreSQL is stopped for 4 s, then Redis for 5 s; the last test hangs
+PostgreSQL (SIGSTOP) and stops the monitor meanwhile.
 """
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -124,3 +126,21 @@ def test_the_monitor_reconnects_to_the_broker_and_keeps_recording(outage):
     monitor.assert_running()
     seen = cluster.psql("runs", "SELECT extract(epoch FROM seen_at) FROM schedules_monitorheartbeat")
     assert float(seen) > marks["redis_up"]
+
+
+def test_the_monitor_stops_promptly_while_the_database_hangs(outage):
+    """Last here (it stops the monitor): PostgreSQL under SIGSTOP, the monitor's next write waits
+    at most LUFFY_DB_MONITOR_WAIT_SECONDS, so a SIGTERM (a deploy, ``docker stop``) ends it then
+    instead of when the database answers again."""
+    _, _, monitor, cluster = outage
+    cluster.hang()
+    try:
+        time.sleep(6)  # past the next heartbeat write (every 5 s): the monitor is inside a wait
+        signalled = time.monotonic()
+        os.kill(monitor.pid, signal.SIGTERM)
+        wait_for(lambda: not monitor.running(), timeout=20, interval=0.1, what="the monitor to exit after SIGTERM")
+        took = time.monotonic() - signalled
+    finally:
+        cluster.resume()
+    print(f"\nmonitor stopped during a database hang: exited {took:.2f} s after SIGTERM")
+    assert took <= 10, f"the monitor took {took:.2f} s to exit"

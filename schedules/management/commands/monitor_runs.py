@@ -10,7 +10,9 @@ from datetime import timedelta
 from celery import current_app as celery_app
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import connection
 
+from schedules import db_waits
 from schedules.monitor import RunMonitor
 
 
@@ -18,6 +20,9 @@ class Command(BaseCommand):
     help = "Record run outcomes from Celery task events (needs workers with task events on)."
 
     def handle(self, *args, **options):
+        if connection.vendor == "postgresql":
+            # A database that stops answering must not freeze the loop (nor a stop signal with it).
+            db_waits.install_for_monitor()
         monitor = RunMonitor(
             celery_app,
             lost_seconds=settings.LUFFY_RUN_LOST_SECONDS,
