@@ -8,13 +8,15 @@
 - A database that refuses, drops or does not answer (schedules/db_waits.py) is a 503 with
   Retry-After, not a 500: JSON under /api/ (where DRF's handler did not catch it first, e.g.
   Django's 404 page), the plain ``503.html`` page elsewhere (the admin, whose session and user
-  look-ups happen in its views).
+  look-ups happen in its views). So is a session the database could not save after the view.
 """
 
 import re
 from http import HTTPStatus
 
 from django import db
+from django.contrib.sessions import middleware as sessions
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.template.response import SimpleTemplateResponse
 from django.utils.cache import patch_cache_control
@@ -25,6 +27,8 @@ QUERY_REFUSED = "The query string contains control characters; remove them."
 CONTROL_CHARACTERS_REFUSED = "Control characters are not allowed."
 DATABASE_UNAVAILABLE = "The database is unavailable; try again in a few seconds."
 RETRY_AFTER_SECONDS = 5
+# The database refused, dropped or did not answer (schedules/db_waits.py bounds the wait).
+OUTAGE_ERRORS = (db.OperationalError, db.InterfaceError)
 
 
 def _refused_parameters(query) -> list[str]:
@@ -78,13 +82,32 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, (db.OperationalError, db.InterfaceError)):
-            return None
-        if request.path.startswith(API_PREFIX):
-            response = JsonResponse(
-                {"detail": DATABASE_UNAVAILABLE, "code": "service_unavailable"}, status=HTTPStatus.SERVICE_UNAVAILABLE
-            )
-        else:
-            response = SimpleTemplateResponse("503.html", status=HTTPStatus.SERVICE_UNAVAILABLE).render()
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return database_unavailable(request) if isinstance(exception, OUTAGE_ERRORS) else None
+
+
+class SessionMiddleware(sessions.SessionMiddleware):
+    """Django's, except that a session the database could not save on the way out is the 503
+    above: Django reports any failed session UPDATE, an outage included, as a 400 saying the
+    session was deleted by a concurrent request."""
+
+    def process_response(self, request, response):
+        try:
+            return super().process_response(request, response)
+        except SessionInterrupted as interrupted:
+            cause = interrupted.__context__
+            while cause is not None and not isinstance(cause, OUTAGE_ERRORS):
+                cause = cause.__context__
+            if cause is None:
+                raise
+            return database_unavailable(request)
+
+
+def database_unavailable(request):
+    if request.path.startswith(API_PREFIX):
+        response = JsonResponse(
+            {"detail": DATABASE_UNAVAILABLE, "code": "service_unavailable"}, status=HTTPStatus.SERVICE_UNAVAILABLE
+        )
+    else:
+        response = SimpleTemplateResponse("503.html", status=HTTPStatus.SERVICE_UNAVAILABLE).render()
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

@@ -10,7 +10,6 @@ Anything else is left to Django, which logs it and answers 500. ``page_not_found
 ``server_error`` are the project's handler404 / handler500, JSON under ``/api/``.
 """
 
-from django import db
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
@@ -20,7 +19,7 @@ from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
 from .. import errors
-from ..middleware import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
+from ..middleware import DATABASE_UNAVAILABLE, OUTAGE_ERRORS, RETRY_AFTER_SECONDS
 from ..models import Service, TaskSchedule
 from .authentication import unknown_scheme_detail
 from .parsers import PayloadTooLarge
@@ -93,8 +92,7 @@ def _translate(exc):
         return PayloadTooLarge()
     if isinstance(exc, BrokerError):
         return BrokerUnavailable()
-    # The database refused, dropped or did not answer (schedules/db_waits.py bounds the wait).
-    if isinstance(exc, (db.OperationalError, db.InterfaceError)):
+    if isinstance(exc, OUTAGE_ERRORS):
         return DatabaseUnavailable()
     if isinstance(exc, Http404):
         return exceptions.NotFound()
