@@ -124,14 +124,16 @@ class FleetScheduler(Scheduler):
             # that closing from here would deadlock on. The handler's SystemExit ends the tick,
             # and beat's loop closes again once it is over.
             return
-        try:
-            super().close()
-        finally:
-            self.publisher.hand_over(self._now())
-            self.store.close()
-            self.publisher.close()
-            if self.lock is not None:
-                self.lock.release()
+        # A second stop signal waits too: handled inside, it would close again halfway.
+        with self.stop_signals.held():
+            try:
+                super().close()
+            finally:
+                self.publisher.hand_over(self._now())
+                self.store.close()
+                self.publisher.close()
+                if self.lock is not None:
+                    self.lock.release()
 
     @property
     def info(self):
@@ -157,8 +159,10 @@ class FleetScheduler(Scheduler):
             self._announced = True
             self._announce_single()
         self._prove_alive(now)
-        # Claimed slots are this beat's to send, leader or not: no other beat will.
-        self.publisher.drain(now)
+        # Claimed slots are this beat's to send, leader or not: no other beat will. A stop
+        # signal waits while sends are claimed or published, so none is lost or sent twice (stopping).
+        with self.stop_signals.held():
+            self.publisher.drain(now)
         if not self.single and now >= self._lock_check_at:
             self._check_leadership(now)
         if not self.is_leader:
@@ -172,7 +176,8 @@ class FleetScheduler(Scheduler):
             now = self._now()  # a load takes seconds: claims and expiry go by the time after it
         earliest = self.table.earliest
         self.store.keep_up(now, busy=earliest is not None and earliest <= now)
-        self._dispatch_due(now)
+        with self.stop_signals.held():
+            self._dispatch_due(now)
 
         wake = min(self.store.wake_at, now + self._max_sleep)
         for due in (self.publisher.wake_at, self.table.earliest):
@@ -230,21 +235,17 @@ class FleetScheduler(Scheduler):
         retired = [entry for entry in batch if entry.retired]
         batch = [entry for entry in batch if not entry.retired]
         sends = [Send.of(entry) for entry in batch]
-        # A stop signal waits until the claimed sends are the publisher's (stopping).
-        with self.stop_signals.held():
-            claims = [Claim(send.name, send.slot, send.task_id, now) for send in sends]
-            claimed = self._claim(claims) if claims else set()
-            if claimed is None:
-                return  # no longer the leader: the state went with the lock
-            for entry, send in zip(batch, sends, strict=True):
-                if (send.name, send.slot) in claimed:
-                    self.publisher.add(send)
-                else:
-                    logger.warning(
-                        "beat: %s slot %s was already sent; not sending it again", send.name, from_us(send.slot)
-                    )
-                self.table.advance(entry)
-                self.store.record_run(entry)
+        claims = [Claim(send.name, send.slot, send.task_id, now) for send in sends]
+        claimed = self._claim(claims) if claims else set()
+        if claimed is None:
+            return  # no longer the leader: the state went with the lock
+        for entry, send in zip(batch, sends, strict=True):
+            if (send.name, send.slot) in claimed:
+                self.publisher.add(send)
+            else:
+                logger.warning("beat: %s slot %s was already sent; not sending it again", send.name, from_us(send.slot))
+            self.table.advance(entry)
+            self.store.record_run(entry)
         # Written at once, not with the next flush: the API's next_run reads last_run_at, and
         # a one-off saved meanwhile must not come back armed.
         for entry in retired:

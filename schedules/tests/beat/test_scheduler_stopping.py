@@ -11,7 +11,7 @@ import signal
 import pytest
 from celery.apps.beat import Beat
 from celery.beat import Service
-from celery.signals import beat_init
+from celery.signals import after_task_publish, beat_init
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from luffy_admin.celery import app as celery_app
@@ -72,3 +72,28 @@ def test_a_stop_signal_outside_a_hand_over_is_handled_at_once(beat_service):
     with pytest.raises(SystemExit):
         os.kill(os.getpid(), signal.SIGTERM)
     wait_for_the_lock_to_go()
+
+
+def test_a_stop_signal_inside_a_publish_does_not_send_the_slot_twice(beat_service, clock, broker):
+    """The broker has the message when the signal lands (Celery's ``after_task_publish``): the
+    publish is let finish, so the last try on the way out has nothing left to send again."""
+    interval, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="stopping", task="x.y", interval=interval, queue=QUEUE)
+    beat = beat_service.scheduler
+    beat.tick()
+    (entry,) = beat.entries.values()
+    slot = entry.due
+
+    def stop_once_published(**kwargs):
+        after_task_publish.disconnect(stop_once_published)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    after_task_publish.connect(stop_once_published, weak=False)
+    try:
+        clock.at(from_us(slot))
+        with pytest.raises(SystemExit):
+            beat.tick()
+        beat_service.sync()
+    finally:
+        after_task_publish.disconnect(stop_once_published)
+    assert [message["task_id"] for message in sent(broker)] == [task_id_for("stopping", slot)]
