@@ -11,6 +11,7 @@
   look-ups happen in its views). So is a session the database could not save after the view.
 """
 
+import logging
 import re
 from http import HTTPStatus
 
@@ -21,12 +22,15 @@ from django.http import HttpResponseBadRequest, JsonResponse
 from django.template.response import SimpleTemplateResponse
 from django.utils.cache import patch_cache_control
 
+logger = logging.getLogger(__name__)
+
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 API_PREFIX = "/api/"
 QUERY_REFUSED = "The query string contains control characters; remove them."
 CONTROL_CHARACTERS_REFUSED = "Control characters are not allowed."
 DATABASE_UNAVAILABLE = "The database is unavailable; try again in a few seconds."
 RETRY_AFTER_SECONDS = 5
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # The database refused, dropped or did not answer (schedules/db_waits.py bounds the wait).
 OUTAGE_ERRORS = (db.OperationalError, db.InterfaceError)
 
@@ -86,20 +90,25 @@ class DatabaseUnavailableMiddleware:
 
 
 class SessionMiddleware(sessions.SessionMiddleware):
-    """Django's, except that a session the database could not save on the way out is the 503
-    above: Django reports any failed session UPDATE, an outage included, as a 400 saying the
-    session was deleted by a concurrent request."""
+    """Django's, except for a database outage while it saves the session on the way out.
+
+    Django answers any failed UPDATE of the session, an outage included, with a 400 saying the
+    session was deleted by a concurrent request. An outage is the 503 above instead; but an
+    unsafe request that succeeded keeps its answer (a 503 would invite a retry of what is done),
+    and only its session write is lost.
+    """
 
     def process_response(self, request, response):
         try:
             return super().process_response(request, response)
         except SessionInterrupted as interrupted:
-            cause = interrupted.__context__
-            while cause is not None and not isinstance(cause, OUTAGE_ERRORS):
-                cause = cause.__context__
-            if cause is None:
+            # Raised while handling UpdateError, itself raised while handling the database's error.
+            if not isinstance(getattr(interrupted.__context__, "__context__", None), OUTAGE_ERRORS):
                 raise
-            return database_unavailable(request)
+        if request.method not in SAFE_METHODS and response.status_code < HTTPStatus.BAD_REQUEST:
+            logger.warning("session not saved (database unavailable) after %s %s", request.method, request.path)
+            return response
+        return database_unavailable(request)
 
 
 def database_unavailable(request):

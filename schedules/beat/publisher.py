@@ -3,8 +3,10 @@
 import itertools
 import json
 import logging
+import time
 import uuid
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from .clock import from_us, seconds
@@ -17,6 +19,9 @@ logger = logging.getLogger(__name__)
 # (packets dropped, a stopped process) otherwise holds it for the kernel's TCP retransmission
 # timeout, minutes, and with it the claims, the polls and the lock checks.
 BROKER_TIMEOUT = 2.0
+# How long a stopping beat goes on sending what waits (one broker timeout, then a publish or two):
+# within a supervisor's usual grace period (docker stop: 10 s) whatever the backlog.
+HAND_OVER_SECONDS = 5.0
 # The transport options that bound every socket operation, by kombu driver type.
 TIMEOUT_OPTIONS = {
     "redis": {"socket_timeout": BROKER_TIMEOUT, "socket_connect_timeout": BROKER_TIMEOUT},
@@ -67,9 +72,14 @@ class Send:
 class Publisher:
     """Sends waiting for the broker, oldest first, and the broker connection they go through."""
 
-    def __init__(self, app, *, retry_every: int, batch_size: int = 500, templates: bool = True):
-        """``templates=False``: every message through ``send_task`` (the reference the tests compare to)."""
+    def __init__(self, app, *, retry_every: int, batch_size: int = 500, templates: bool = True, guard=nullcontext):
+        """``templates=False``: every message through ``send_task`` (the reference the tests compare to).
+
+        ``guard()``: a context each publish runs in, up to the removal of what it sent (beat's
+        stop-signal hold), so a stop can neither cut a publish short nor leave a sent one waiting.
+        """
         self._app = app
+        self._guard = guard
         self._templates = templates
         self._retry_every = retry_every
         self._batch_size = batch_size
@@ -96,17 +106,23 @@ class Publisher:
     def add(self, send: Send):
         self._pending.append(send)
 
-    def drain(self, now: int):
-        """Publish waiting sends in order; on a broker error keep the rest for the next try."""
+    def drain(self, now: int, *, deadline: float | None = None):
+        """Publish waiting sends in order; on a broker error keep the rest for the next try.
+
+        ``deadline`` (``time.monotonic``): no publish starts after it.
+        """
         if now < self._retry_at:
             return
         self._drop_stale(now)
         # Looked up once per drain: one at a time (RabbitMQ), it cost as much as a publish.
         templated = self._templates and self._shapes.usable()
-        while self._pending:
+        while self._pending and (deadline is None or time.monotonic() < deadline):
             send = self._pending[0]
             try:
-                went = self._publish(now, templated)
+                with self._guard():
+                    went = self._publish(now, templated)
+                    for _ in range(went):
+                        self._pending.popleft()
             except Exception as exc:  # kombu raises transport-specific errors
                 self.close()
                 self._batching = False
@@ -125,19 +141,17 @@ class Publisher:
             if self._broker_down:
                 logger.info("beat: broker reachable again; sending %d waiting slots", len(self._pending))
                 self._broker_down = False
-            for _ in range(went):
-                self._pending.popleft()
         self._batching = True
 
     def hand_over(self, now: int):
-        """The beat is stopping: one last try for the waiting sends, whatever the retry pacing.
-
-        They are claimed, so no other beat sends them; what the broker does not take now is lost.
+        """The beat is stopping: a last try for the waiting sends, whatever the retry pacing, for
+        at most HAND_OVER_SECONDS. They are claimed, so no other beat sends them: what the broker
+        has not taken by then is lost.
         """
         if not self._pending:
             return
         self._retry_at = 0
-        self.drain(now)
+        self.drain(now, deadline=time.monotonic() + HAND_OVER_SECONDS)
         if self._pending:
             logger.error("beat: stopping with %d claimed sends the broker did not take; not sent", len(self._pending))
             self._pending.clear()

@@ -83,7 +83,9 @@ class FleetScheduler(Scheduler):
             retention=us(getattr(settings, "LUFFY_BEAT_DISPATCH_RETENTION_HOURS", 24) * 3600),
             max_unsaved_claims=self.max_unsaved_claims,
         )
-        self.publisher = Publisher(self.app, retry_every=us(self.broker_retry_seconds))
+        self.stop_signals = StopSignals()
+        # Each publish holds stop signals until what it sent is off the queue (stopping).
+        self.publisher = Publisher(self.app, retry_every=us(self.broker_retry_seconds), guard=self.stop_signals.held)
         self.lock = None if self.single else LeaderLock(connection)
         self.is_leader = self.single
         self._lock_retry, self._max_sleep = us(self.lock_retry_seconds), us(self.max_interval)
@@ -93,7 +95,6 @@ class FleetScheduler(Scheduler):
         self._liveness_at = 0
         self._loading = False
         self._ticking = False
-        self.stop_signals = StopSignals()
 
     @staticmethod
     def _listens() -> bool:
@@ -124,7 +125,8 @@ class FleetScheduler(Scheduler):
             # that closing from here would deadlock on. The handler's SystemExit ends the tick,
             # and beat's loop closes again once it is over.
             return
-        # A second stop signal waits too: handled inside, it would close again halfway.
+        # A second stop signal waits too (handled inside, it would close again halfway); the
+        # last try for waiting sends has its own deadline.
         with self.stop_signals.held():
             try:
                 super().close()
@@ -159,10 +161,8 @@ class FleetScheduler(Scheduler):
             self._announced = True
             self._announce_single()
         self._prove_alive(now)
-        # Claimed slots are this beat's to send, leader or not: no other beat will. A stop
-        # signal waits while sends are claimed or published, so none is lost or sent twice (stopping).
-        with self.stop_signals.held():
-            self.publisher.drain(now)
+        # Claimed slots are this beat's to send, leader or not: no other beat will.
+        self.publisher.drain(now)
         if not self.single and now >= self._lock_check_at:
             self._check_leadership(now)
         if not self.is_leader:
@@ -176,8 +176,7 @@ class FleetScheduler(Scheduler):
             now = self._now()  # a load takes seconds: claims and expiry go by the time after it
         earliest = self.table.earliest
         self.store.keep_up(now, busy=earliest is not None and earliest <= now)
-        with self.stop_signals.held():
-            self._dispatch_due(now)
+        self._dispatch_due(now)
 
         wake = min(self.store.wake_at, now + self._max_sleep)
         for due in (self.publisher.wake_at, self.table.earliest):
@@ -235,17 +234,21 @@ class FleetScheduler(Scheduler):
         retired = [entry for entry in batch if entry.retired]
         batch = [entry for entry in batch if not entry.retired]
         sends = [Send.of(entry) for entry in batch]
-        claims = [Claim(send.name, send.slot, send.task_id, now) for send in sends]
-        claimed = self._claim(claims) if claims else set()
-        if claimed is None:
-            return  # no longer the leader: the state went with the lock
-        for entry, send in zip(batch, sends, strict=True):
-            if (send.name, send.slot) in claimed:
-                self.publisher.add(send)
-            else:
-                logger.warning("beat: %s slot %s was already sent; not sending it again", send.name, from_us(send.slot))
-            self.table.advance(entry)
-            self.store.record_run(entry)
+        # A stop signal waits until the claimed sends are the publisher's (stopping).
+        with self.stop_signals.held():
+            claims = [Claim(send.name, send.slot, send.task_id, now) for send in sends]
+            claimed = self._claim(claims) if claims else set()
+            if claimed is None:
+                return  # no longer the leader: the state went with the lock
+            for entry, send in zip(batch, sends, strict=True):
+                if (send.name, send.slot) in claimed:
+                    self.publisher.add(send)
+                else:
+                    logger.warning(
+                        "beat: %s slot %s was already sent; not sending it again", send.name, from_us(send.slot)
+                    )
+                self.table.advance(entry)
+                self.store.record_run(entry)
         # Written at once, not with the next flush: the API's next_run reads last_run_at, and
         # a one-off saved meanwhile must not come back armed.
         for entry in retired:

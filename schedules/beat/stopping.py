@@ -4,20 +4,26 @@ celery beat's SIGTERM/SIGINT handler raises ``SystemExit`` wherever the main thr
 between a claim's commit and the hand-over of its sends to the publisher, it would lose those
 slots (claimed, so no other beat sends them, and never sent); landing inside a publish after the
 broker took the message, it would leave that send waiting, to go a second time. Held, the
-handler runs once the dispatch is done; beat's loop then closes the scheduler, which gives the
-publisher a last try for what the broker has not taken.
+handler runs at the end of the claim or of the publish; beat's loop then closes the scheduler,
+which gives the publisher a last try for what is still waiting.
 """
 
+import logging
 import signal
 from contextlib import contextmanager
+
+logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class StopSignals:
+    """Defers beat's stop handlers while a ``held()`` block runs (blocks nest: a close holds
+    while each publish of its last try holds too)."""
+
     def __init__(self):
-        self._depth = 0  # held() blocks open; they may nest
-        self._held = None
+        self._depth = 0
+        self._deferred = None  # (handler, signum) of a signal that landed while held
 
     def install(self):
         """Wrap the stop handlers beat installed; main thread only, as ``signal.signal`` requires."""
@@ -29,7 +35,7 @@ class StopSignals:
     def _deferring(self, handler):
         def on_signal(signum, frame):
             if self._depth:
-                self._held = (handler, signum)
+                self._deferred = (handler, signum)
             else:
                 handler(signum, frame)
 
@@ -41,8 +47,18 @@ class StopSignals:
         self._depth += 1
         try:
             yield
-        finally:
-            self._depth -= 1
-            if not self._depth and self._held is not None:
-                (handler, signum), self._held = self._held, None
-                handler(signum, None)
+        except BaseException:
+            self._release(failed=True)
+            raise
+        self._release(failed=False)
+
+    def _release(self, *, failed: bool):
+        self._depth -= 1
+        if self._depth or self._deferred is None:
+            return
+        (handler, signum), self._deferred = self._deferred, None
+        if failed:
+            # The handler's SystemExit replaces the error in flight, and beat's loop ends quietly
+            # on SystemExit: the error is logged here or nowhere.
+            logger.exception("beat: stopping (signal %d) after this error", signum)
+        handler(signum, None)

@@ -15,6 +15,7 @@ from django.db import connection
 from django.test import Client
 
 from schedules.middleware import DATABASE_UNAVAILABLE
+from schedules.models import Service
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -59,3 +60,13 @@ def test_an_admin_page_whose_session_cannot_be_saved_answers_the_503_page(operat
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert b"<h1>Service unavailable</h1>" in response.content
     assert response["Retry-After"] == "5"
+
+
+def test_an_unsafe_request_that_succeeded_keeps_its_answer(operator, session_writes_fail):
+    """A 503 would invite a retry of a write that is done: the 201 stands, only the session
+    write is lost."""
+    response = operator.post(
+        "/api/v1/task-scheduling/services", {"id": "saved-anyway", "name": "Saved"}, content_type="application/json"
+    )
+    assert response.status_code == HTTPStatus.CREATED
+    assert Service.objects.filter(id="saved-anyway").exists()

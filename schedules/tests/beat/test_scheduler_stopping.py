@@ -13,6 +13,7 @@ from celery.apps.beat import Beat
 from celery.beat import Service
 from celery.signals import after_task_publish, beat_init
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from psycopg2 import extensions
 
 from luffy_admin.celery import app as celery_app
 from schedules.beat.clock import from_us
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def beat_service(scheduler):
     """A beat Service around an in-process scheduler, with celery beat's stop handler installed."""
     before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    wait_callback = extensions.get_wait_callback()  # beat_init bounds the process's database waits
     beat = scheduler()
     service = Service(app=celery_app)
     service.__dict__["scheduler"] = beat  # what Service.scheduler would build, on the test's clock
@@ -37,6 +39,7 @@ def beat_service(scheduler):
     yield service
     for signum, handler in before.items():
         signal.signal(signum, handler)
+    extensions.set_wait_callback(wait_callback)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -97,3 +100,23 @@ def test_a_stop_signal_inside_a_publish_does_not_send_the_slot_twice(beat_servic
     finally:
         after_task_publish.disconnect(stop_once_published)
     assert [message["task_id"] for message in sent(broker)] == [task_id_for("stopping", slot)]
+
+
+def test_the_last_try_on_the_way_out_ends_at_its_deadline(scheduler, clock, broker, monkeypatch, caplog):
+    """Whatever the backlog, a stopping beat sends for at most HAND_OVER_SECONDS, then says what it dropped."""
+    from schedules.beat import publisher
+
+    interval, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="stopping", task="x.y", interval=interval, queue=QUEUE)
+    beat = scheduler()
+    beat.tick()
+    (entry,) = beat.entries.values()
+    beat.publisher.drain = lambda now, **kwargs: None  # the send waits, as after a refused try
+    clock.at(from_us(entry.due))
+    beat.tick()
+    del beat.publisher.drain
+    assert beat.publisher.waiting == 1
+    monkeypatch.setattr(publisher, "HAND_OVER_SECONDS", 0)
+    beat.close()
+    assert sent(broker) == []
+    assert "stopping with 1 claimed sends the broker did not take" in caplog.text
