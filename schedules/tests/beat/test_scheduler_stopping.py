@@ -42,14 +42,19 @@ def beat_service(scheduler):
     extensions.set_wait_callback(wait_callback)
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stop_signal_right_after_a_claim_still_sends_the_claimed_slot(beat_service, clock, broker, monkeypatch, stop):
+def first_slot_loaded_by(beat) -> int:
+    """A django-celery-beat row every 60 s, loaded by ``beat``; its first slot."""
     interval, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.create(name="stopping", task="x.y", interval=interval, queue=QUEUE)
-    beat = beat_service.scheduler
     beat.tick()
     (entry,) = beat.entries.values()
-    slot = entry.due
+    return entry.due
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_right_after_a_claim_still_sends_the_claimed_slot(beat_service, clock, broker, monkeypatch, stop):
+    beat = beat_service.scheduler
+    slot = first_slot_loaded_by(beat)
     claim = beat.lock.claim
 
     def claim_then_stop(claims):
@@ -68,8 +73,8 @@ def test_a_stop_signal_right_after_a_claim_still_sends_the_claimed_slot(beat_ser
     assert [message["task_id"] for message in sent(broker)] == [task_id]
 
 
-def test_a_stop_signal_outside_a_hand_over_is_handled_at_once(beat_service):
-    """Only the hand-over holds a signal back: a beat between ticks closes and exits at once."""
+def test_a_stop_signal_between_ticks_is_handled_at_once(beat_service):
+    """Only a claim or a publish holds a signal back: a beat between ticks closes and exits at once."""
     beat_service.scheduler.tick()
     assert beat_service.scheduler.is_leader
     with pytest.raises(SystemExit):
@@ -80,12 +85,8 @@ def test_a_stop_signal_outside_a_hand_over_is_handled_at_once(beat_service):
 def test_a_stop_signal_inside_a_publish_does_not_send_the_slot_twice(beat_service, clock, broker):
     """The broker has the message when the signal lands (Celery's ``after_task_publish``): the
     publish is let finish, so the last try on the way out has nothing left to send again."""
-    interval, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.create(name="stopping", task="x.y", interval=interval, queue=QUEUE)
     beat = beat_service.scheduler
-    beat.tick()
-    (entry,) = beat.entries.values()
-    slot = entry.due
+    slot = first_slot_loaded_by(beat)
 
     def stop_once_published(**kwargs):
         after_task_publish.disconnect(stop_once_published)
@@ -106,13 +107,10 @@ def test_the_last_try_on_the_way_out_ends_at_its_deadline(scheduler, clock, brok
     """Whatever the backlog, a stopping beat sends for at most HAND_OVER_SECONDS, then says what it dropped."""
     from schedules.beat import publisher
 
-    interval, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.create(name="stopping", task="x.y", interval=interval, queue=QUEUE)
     beat = scheduler()
-    beat.tick()
-    (entry,) = beat.entries.values()
+    slot = first_slot_loaded_by(beat)
     beat.publisher.drain = lambda now, **kwargs: None  # the send waits, as after a refused try
-    clock.at(from_us(entry.due))
+    clock.at(from_us(slot))
     beat.tick()
     del beat.publisher.drain
     assert beat.publisher.waiting == 1
