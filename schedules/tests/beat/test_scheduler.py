@@ -38,19 +38,26 @@ pytestmark = pytest.mark.django_db(transaction=True)
 QUEUE = "default"  # the catalogue's queue
 
 
-def pick_up(beat, clock, condition):
-    """Tick a poll (or notification check) period apart until ``condition()``.
+def pick_up(beat, clock, condition, *, within: float = 5.0):
+    """Tick a poll (or notification check) period apart until ``condition()``, for at most
+    ``within`` seconds of beat's clock: far inside the 60 s reconciliation, so only the pickup
+    under test can bring the change in.
 
-    A notification reaches the listening session a moment after the commit, not with it.
+    A notification reaches the listening session a moment after the commit, not with it: the
+    ticks are also spaced in real time.
     """
     listening = connection.vendor == "postgresql" and settings.LUFFY_BEAT_LISTEN
+    step = beat.listen_seconds if listening else beat.poll_seconds
+    ticks = iter(range(round(within / step)))
 
     def ticked():
-        clock.advance(beat.listen_seconds if listening else beat.poll_seconds)
+        if next(ticks, None) is None:
+            raise AssertionError(f"beat did not take the change in within {within:g} s of its clock")
+        clock.advance(step)
         beat.tick()
         return condition()
 
-    wait_for(ticked, timeout=5, interval=0.01, what="beat to take the change in")
+    wait_for(ticked, timeout=30, interval=0.05, what="beat to take the change in")
 
 
 @pytest.fixture(params=["poll", "notify"])
