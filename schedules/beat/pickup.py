@@ -15,7 +15,14 @@ from datetime import timedelta
 
 from django.db.models import CharField, Count, Q, Sum
 from django.db.models.functions import Cast
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    PeriodicTasks,
+    SolarSchedule,
+)
 
 from ..beat_rows import CRONTAB_FIELDS
 from .clock import MICROSECOND, from_us, to_us
@@ -172,7 +179,7 @@ class Pickup:
 
     @staticmethod
     def _timing_rows() -> dict[tuple[str, int], tuple]:
-        """Every interval and crontab row's fields: few rows, shared by many tasks."""
+        """Every timing row's fields (interval, crontab, solar, clocked): few rows, shared by many tasks."""
         rows = {
             ("interval_id", row[0]): row[1:] for row in IntervalSchedule.objects.values_list("id", "every", "period")
         }
@@ -181,6 +188,11 @@ class Pickup:
             "id", *CRONTAB_FIELDS, "zone"
         )
         rows.update({("crontab_id", row[0]): row[1:] for row in crontabs})
+        solars = SolarSchedule.objects.values_list("id", "event", "latitude", "longitude")
+        rows.update({("solar_id", row[0]): row[1:] for row in solars})
+        rows.update(
+            {("clocked_id", row[0]): row[1:] for row in ClockedSchedule.objects.values_list("id", "clocked_time")}
+        )
         return rows
 
     def _find_retimed_rows(self):
@@ -190,7 +202,7 @@ class Pickup:
             return
         edited = [key for key, fields in timings.items() if self._timings.get(key, fields) != fields]
         self._timings = timings
-        for column in ("interval_id", "crontab_id"):
+        for column in ("interval_id", "crontab_id", "solar_id", "clocked_id"):
             self._reread(column, [row_id for kind, row_id in edited if kind == column])
 
     def _reread(self, column: str, ids: list[int]) -> set[int] | None:

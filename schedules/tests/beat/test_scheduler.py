@@ -21,7 +21,14 @@ from django.db import connection
 from django.db.models import F
 from django.test import RequestFactory
 from django_celery_beat import admin as beat_admin
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    PeriodicTasks,
+    SolarSchedule,
+)
 
 from luffy_admin.celery import app as celery_app
 from schedules import selectors, services
@@ -444,24 +451,35 @@ def test_django_celery_beat_admin_actions_are_picked_up_at_the_next_poll(
     assert bystander.pk in beat.entries and saved.pk in beat.entries
 
 
-@pytest.mark.parametrize("kind", ["crontab", "interval"])
+@pytest.mark.parametrize("kind", ["crontab", "interval", "solar", "clocked"])
 def test_an_edited_timing_row_is_picked_up_at_the_next_poll(make_schedule, scheduler, clock, broker, pickup, kind):
-    """Saving a CrontabSchedule or IntervalSchedule (it stamps the change) retimes its tasks within a poll."""
+    """Saving a timing row of any kind (each stamps the change) retimes its tasks within a poll."""
     if kind == "crontab":
-        schedule = make_schedule(cron_expression="0 * * * *")
-        timing_row = schedule.periodic_task.crontab
+        row = make_schedule(cron_expression="0 * * * *")
+        timing_row = row.periodic_task.crontab
         timing_row.minute = "45"
-    else:
-        schedule = make_schedule(schedule_type="interval", interval_seconds=600)
-        timing_row = schedule.periodic_task.interval
+    elif kind == "interval":
+        row = make_schedule(schedule_type="interval", interval_seconds=600)
+        timing_row = row.periodic_task.interval
         timing_row.every = 900
+    elif kind == "solar":
+        timing_row = SolarSchedule.objects.create(event="sunrise", latitude="48.8566", longitude="2.3522")
+        row = PeriodicTask.objects.create(name="solar", task="x.y", solar=timing_row, queue=QUEUE)
+        timing_row.event = "sunset"
+    else:
+        timing_row = ClockedSchedule.objects.create(clocked_time=clock.now + timedelta(hours=1))
+        row = PeriodicTask.objects.create(name="clocked", task="x.y", clocked=timing_row, one_off=True, queue=QUEUE)
+        timing_row.clocked_time = clock.now + timedelta(hours=2)
     made_an_hour_ago()
     beat = scheduler()
     beat.tick()
-    before = due_of(beat, schedule)
+    before = due_of(beat, row)
     timing_row.save()
-    pick_up(beat, clock, lambda: due_of(beat, schedule) != before)
-    assert due_of(beat, schedule) == selectors.schedule_next_run(fresh(schedule))
+    pick_up(beat, clock, lambda: due_of(beat, row) != before)
+    if kind == "clocked":
+        assert due_of(beat, row) == timing_row.clocked_time
+    elif kind != "solar":  # a luffy schedule: the API's next_run
+        assert due_of(beat, row) == selectors.schedule_next_run(fresh(row))
 
 
 @pytest.fixture
