@@ -50,7 +50,7 @@ class ChangeListener:
                 cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'luffy_beat_notify_update')")
                 if not cursor.fetchone()[0]:
                     conn.close()
-                    logger.warning("beat: the change triggers are absent (migration 0009_beat_change_notify); polling for changes")
+                    logger.warning("beat: the change triggers are absent (migration 0009); polling for changes")
                     return False
                 cursor.execute(f"LISTEN {CHANNEL}")
         except psycopg2.Error as exc:
