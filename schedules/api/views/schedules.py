@@ -155,7 +155,7 @@ class ScheduleViewSet(viewsets.GenericViewSet):
         summary="Send the task now with [service_id]",
         request=None,
         parameters=[IDEMPOTENCY_KEY],
-        responses={202: RunResponseSerializer, **errors_for(401, 403, 404, 422, 503)},
+        responses={202: RunResponseSerializer, **errors_for(400, 401, 403, 404, 422, 503)},
     )
     @action(detail=True, methods=["post"])
     def run(self, request, id):

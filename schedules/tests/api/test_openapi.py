@@ -75,6 +75,18 @@ def test_every_authenticated_operation_declares_401_and_403():
     assert missing == []
 
 
+def test_every_operation_taking_an_idempotency_key_declares_its_errors():
+    """A malformed key is a 400 and a key reused with another body a 422, on every such operation."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    missing = [
+        (method, path)
+        for path, method, operation in _operations(schema)
+        if any(parameter["name"] == "Idempotency-Key" for parameter in operation.get("parameters", []))
+        and not {"400", "422"} <= set(operation["responses"])
+    ]
+    assert missing == []
+
+
 def test_token_scheme_is_documented_for_generated_clients():
     """The security scheme says the header is `Authorization: Token <key>`."""
     scheme = yaml.safe_load(SCHEMA.read_text())["components"]["securitySchemes"]["apiKey"]
