@@ -1,5 +1,7 @@
 """Each error arrives as its typed exception; retries are safe (a lost answer never creates twice)."""
 
+import socket
+import time
 import uuid
 
 import httpx
@@ -154,6 +156,27 @@ def test_unreachable_server_is_unavailable(flavour):
 
     exc = run(scenario)
     assert exc.status is None and "no answer from the server" in exc.detail
+
+
+def test_a_server_that_never_answers_is_unavailable_within_the_timeout(flavour):
+    """The port accepts connections and says nothing (a hung server): each try gives up after
+    ``timeout``, so the call fails after the tries, not after the server's silence."""
+
+    async def scenario(url):
+        cls = LuffyAdmin if flavour == "sync" else AsyncLuffyAdmin
+        client = cls(url, "k.k", timeout=0.3, retries=1, backoff=0.001)
+        started = time.monotonic()
+        try:
+            with pytest.raises(Unavailable) as raised:
+                await settle(client.get_schedule(uuid.uuid4()))
+            return raised.value, time.monotonic() - started
+        finally:
+            await _close(client)
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nothing reads
+        exc, took = run(lambda: scenario(f"http://127.0.0.1:{silent.getsockname()[1]}"))
+    assert exc.status is None
+    assert 0.6 <= took < 2, f"two tries of 0.3 s took {took:.2f} s"
 
 
 # --- answers the test server cannot give yet: throttling and non-staff sessions ------------
