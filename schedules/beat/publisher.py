@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 from .clock import from_us, seconds
+from .confirms import Confirms
 from .entries import CATCH_UP, Entry
 from .messages import Shapes
 
@@ -91,6 +92,7 @@ class Publisher:
         self._broker_down = False
         self._connection = None
         self._producer = None
+        self._confirms = None
         self._shapes = Shapes(app)
 
     @property
@@ -124,7 +126,7 @@ class Publisher:
                     for _ in range(went):
                         self._pending.popleft()
             except Exception as exc:  # kombu raises transport-specific errors
-                self.close()
+                self.close(graceful=False)
                 self._batching = False
                 self._retry_at = now + self._retry_every
                 if not self._broker_down:
@@ -178,23 +180,36 @@ class Publisher:
         """Publish the head of the queue, a batch of it where the transport allows; how many went.
 
         Redis (kombu's ``Producer.batch``): one pipeline of the very messages ``send_task``
-        builds, so ~500 sends cost one round trip. Other transports publish each at once
-        inside a batch, so a failure half-way would leave no record of which went: they go
-        one at a time, as does everything after a failure (then the send that fails is known).
-        Each message is built from its shape's template (``messages``) where it has one.
+        builds, so ~500 sends cost one round trip. RabbitMQ: each message is written at once,
+        then the batch waits for the broker's confirms (``confirms``). Other transports publish
+        each at once with nothing to wait for, so a failure half-way would leave no record of
+        which went: they go one at a time, as does everything after a failure (then the send
+        that fails is known). Each message is built from its shape's template (``messages``)
+        where it has one.
         """
         if self._producer is None:
             self._connection = self._connect()
             self._producer = self._app.amqp.Producer(self._connection, auto_declare=False)
-        if not (self._batching and self._pipelines and self._batch_size > 1 and len(self._pending) > 1):
-            self._send(self._pending[0], now, templated)
-            return 1
-        sends = list(itertools.islice(self._pending, self._batch_size))
-        # max_size counts Redis commands (a queue with x-expires adds some): never flush midway.
-        with self._producer.batch(max_size=10 * len(sends)):
+            if self._connection.transport.driver_type == "amqp":
+                self._confirms = Confirms(self._producer.channel, timeout=BROKER_TIMEOUT)
+        batched = self._pipelines or self._confirms is not None
+        count = 1
+        if self._batching and batched and self._batch_size > 1:
+            count = min(len(self._pending), self._batch_size)
+        sends = list(itertools.islice(self._pending, count))
+        if self._pipelines and count > 1:
+            # max_size counts Redis commands (a queue with x-expires adds some): never flush midway.
+            with self._producer.batch(max_size=10 * count):
+                for send in sends:
+                    self._send(send, now, templated)
+        else:
             for send in sends:
+                if self._confirms is not None:
+                    self._confirms.expect()
                 self._send(send, now, templated)
-        return len(sends)
+        if self._confirms is not None:
+            self._confirms.settle(self._connection)
+        return count
 
     def _send(self, send: Send, now: int, templated: bool):
         logger.info("beat: sending %s (%s) for %s", send.name, send.task, from_us(send.slot))
@@ -248,12 +263,19 @@ class Publisher:
         connection.release()
         return self._app.connection_for_write(connect_timeout=BROKER_TIMEOUT, transport_options=options)
 
-    def close(self):
-        """Drop the broker connection; the next send opens a fresh one."""
+    def close(self, *, graceful: bool = True):
+        """Drop the broker connection; the next send opens a fresh one.
+
+        Not ``graceful`` after a failure: AMQP's closing handshake would wait on the same broker
+        that just failed to answer (seconds per channel and connection), so the socket just goes.
+        """
         if self._connection is not None:
             try:
-                self._connection.release()
+                if graceful:
+                    self._connection.release()
+                else:
+                    self._connection.collect()
             except Exception:  # already broken; dropping it is the point
                 pass
-        self._connection = self._producer = None
+        self._connection = self._producer = self._confirms = None
         self._shapes.clear()  # a template's queues are declared once per connection
