@@ -93,6 +93,12 @@ class LeaderLock:
             self.release()
             return False
 
+    def setting(self, name: str) -> str:
+        """A server setting as the lock's session has it (``SHOW``)."""
+        with self._conn.cursor() as cursor:
+            cursor.execute(f"SHOW {name}")
+            return cursor.fetchone()[0]
+
     def claim(self, claims: list[Claim]) -> set[tuple[str, int]]:
         """Insert the claims; return the (name, slot) pairs now ours. Raises once the session is gone.
 

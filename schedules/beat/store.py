@@ -104,6 +104,11 @@ class Store:
         self._unsaved_claims: deque[Claim] = deque(maxlen=max_unsaved_claims)
 
     @property
+    def unwritten_runs(self) -> int:
+        """How many entries' run state waits for the next flush."""
+        return len(self._dirty)
+
+    @property
     def wake_at(self) -> int:
         """When the next poll or reconciliation page is due."""
         return min(self._next["poll"], self._next["reconcile"])

@@ -272,7 +272,7 @@ def test_a_burst_over_several_batches_sends_each_slot_once_and_writes_run_state_
     beat.tick()
     flushes = []
     flush = beat.store.flush
-    beat.store.flush = lambda: flushes.append(len(beat.store._dirty)) or flush()
+    beat.store.flush = lambda: flushes.append(beat.store.unwritten_runs) or flush()
     run(beat, clock, slot + timedelta(seconds=1))
 
     names = sorted(schedule.periodic_task.name for schedule in schedules)
@@ -675,9 +675,7 @@ def test_the_server_ends_a_leader_lock_session_left_idle(scheduler, clock):
     leader = scheduler()
     leader.tick()
     assert leader.is_leader
-    with leader.lock._conn.cursor() as cursor:
-        cursor.execute("SHOW idle_session_timeout")
-        assert cursor.fetchone()[0] == f"{IDLE_SESSION_TIMEOUT_MS // 1000}s"
+    assert leader.lock.setting("idle_session_timeout") == f"{IDLE_SESSION_TIMEOUT_MS // 1000}s"
 
 
 def test_a_long_load_keeps_the_lock_session_in_use_and_is_dropped_once_the_lock_is_lost(
