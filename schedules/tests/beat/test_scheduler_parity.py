@@ -53,6 +53,8 @@ def make_rows() -> set[str]:
 
     rows = {
         "every-600-seconds": every(600, "seconds"),
+        "every-900-seconds-from-20:05": {**every(900, "seconds"), "start_time": START + timedelta(minutes=5)},
+        "every-1200000000-microseconds": every(1_200_000_000, "microseconds"),
         "every-7-minutes": every(7, "minutes"),
         "every-7-minutes-from-20:20": {**every(7, "minutes"), "start_time": START + timedelta(minutes=20)},
         "every-2-hours": every(2, "hours"),
