@@ -179,7 +179,31 @@ def test_a_server_that_never_answers_is_unavailable_within_the_timeout(flavour):
     assert 0.6 <= took < 2, f"two tries of 0.3 s took {took:.2f} s"
 
 
-# --- answers the test server cannot give yet: throttling and non-staff sessions ------------
+def test_the_live_servers_rate_limit_is_rate_limited(make_client, settings):
+    """The server's own throttle (2 calls a minute for this key here): the third call is a 429
+    that RateLimited carries with the server's Retry-After (not retried: retries=0)."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "key": "2/min"},
+    }
+
+    async def scenario():
+        client = make_client(retries=0)
+        try:
+            for _ in range(2):
+                await settle(client.tasks())
+            with pytest.raises(RateLimited) as raised:
+                await settle(client.tasks())
+            return raised.value
+        finally:
+            await _close(client)
+
+    exc = run(scenario)
+    assert (exc.status, exc.code) == (429, "throttled")
+    assert 0 < exc.retry_after <= 60
+
+
+# --- scripted answers: retries after a Retry-After of 0 s, and non-staff sessions ---------------
 
 
 def _scripted(flavour, answers, seen):
