@@ -602,6 +602,32 @@ def test_raw_sql_reaches_a_listening_beat_through_notify(make_schedule, schedule
     pick_up(beat, clock, lambda: due_of(beat, schedule) is None)
 
 
+@pytest.fixture
+def triggers_absent():
+    """The change triggers renamed away (as on a database migrated without them), then back."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = 'luffy_beat_notify_update'")
+        tables = [table for (table,) in cursor.fetchall()]
+        for table in tables:
+            cursor.execute(f"ALTER TRIGGER luffy_beat_notify_update ON {table} RENAME TO luffy_test_renamed")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for table in tables:
+                cursor.execute(f"ALTER TRIGGER luffy_test_renamed ON {table} RENAME TO luffy_beat_notify_update")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="NOTIFY is PostgreSQL's")
+def test_a_listening_beat_without_the_triggers_says_so_and_polls(scheduler, clock, broker, triggers_absent, caplog):
+    beat = scheduler()
+    beat.tick()
+    assert listening_sessions() == 0
+    assert "change triggers are absent" in caplog.text
+    row = beat_row("saved-after-the-load")
+    pick_up(beat, clock, lambda: row.pk in beat.entries)
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="NOTIFY is PostgreSQL's")
 def test_a_notification_lost_with_the_listening_session_is_repaired_on_reconnect(
     make_schedule, scheduler, clock, broker, caplog
