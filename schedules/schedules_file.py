@@ -86,9 +86,13 @@ def apply(*, actor: services.Actor, entries: list[ServiceEntry], prune: bool, dr
     for entry in entries:
         service_change = _service_change(entry)
         if dry_run and service_change == "created":
-            changes = [{"action": "created", "before": None, "after": spec} for spec in entry.schedules]
-            summary = {"created": len(changes), "updated": 0, "deleted": 0, "unchanged": 0}
-            answer = {"dry_run": True, "summary": summary, "changes": changes}
+            result = services.schedule_set_preview_for_new_service(
+                actor=actor,
+                service_id=entry.id,
+                name=entry.name,
+                description=entry.description,
+                desired=entry.schedules,
+            )
         else:
             if service_change and not dry_run:
                 services.service_put(actor=actor, service_id=entry.id, name=entry.name, description=entry.description)
@@ -99,7 +103,7 @@ def apply(*, actor: services.Actor, entries: list[ServiceEntry], prune: bool, dr
                 prune=prune,
                 dry_run=dry_run,
             )
-            answer = _answer(result)
+        answer = _answer(result)
         lines.extend(diff_lines(entry.id, answer, service_change=service_change))
     return lines
 

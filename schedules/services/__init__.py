@@ -35,6 +35,7 @@ from .schedule_set import (
     UPDATED,
     ScheduleChange,
     ScheduleSetResult,
+    schedule_set_preview_for_new_service,
     schedule_set_replace,
 )
 from .service import service_create, service_delete, service_put, service_update
@@ -65,6 +66,7 @@ __all__ = [
     "schedule_etag",
     "schedule_run_now",
     "schedule_set_enabled",
+    "schedule_set_preview_for_new_service",
     "schedule_set_replace",
     "schedule_snapshot",
     "schedule_update",

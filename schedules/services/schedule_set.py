@@ -15,6 +15,7 @@ from ..models import Service
 from .audit import Actor, schedule_snapshot
 from .rules import SCHEDULE_FIELDS, SCHEDULE_IDENTITY, lock_service, require_bool, require_key_format, require_task
 from .schedule import schedule_create, schedule_delete_rows, schedule_update
+from .service import service_create
 
 CREATED, UPDATED, DELETED, UNCHANGED = "created", "updated", "deleted", "unchanged"
 CHANGE_ACTIONS = (CREATED, UPDATED, DELETED, UNCHANGED)
@@ -187,3 +188,19 @@ def schedule_set_replace(
             # The ids of schedules a dry run created were rolled back with them.
             changes = [ScheduleChange(c.action, None, c.before, c.after) if c.action == CREATED else c for c in changes]
     return ScheduleSetResult(changes=changes, dry_run=dry_run)
+
+
+def schedule_set_preview_for_new_service(
+    *, actor: Actor, service_id: str, name: str, description: str, desired: list[dict]
+) -> ScheduleSetResult:
+    """The dry run of a replace for a service that does not exist yet.
+
+    The service is created, its schedules replaced, and all of it rolled back. The answer then
+    refuses and normalises the schedules exactly as the real apply will, instead of listing
+    unchecked input as created.
+    """
+    with transaction.atomic():
+        service = service_create(actor=actor, service_id=service_id, name=name, description=description)
+        result = schedule_set_replace(actor=actor, service=service, desired=desired, dry_run=True)
+        transaction.set_rollback(True)
+    return result

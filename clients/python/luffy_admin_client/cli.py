@@ -285,16 +285,6 @@ def _service_change(client: LuffyAdmin, entry: declarative.ServiceEntry) -> str 
     return None if (current.name, current.description) == (entry.name, entry.description) else "updated"
 
 
-def _dry_run_of_new_service(entry: declarative.ServiceEntry) -> dict:
-    """A service that does not exist yet has nothing to compare: all its schedules are new."""
-    changes = [
-        {"action": "created", "schedule_id": None, "before": None, "after": spec.model_dump(mode="json")}
-        for spec in entry.schedules
-    ]
-    summary = {"created": len(changes), "updated": 0, "deleted": 0, "unchanged": 0}
-    return {"dry_run": True, "summary": summary, "changes": changes}
-
-
 @main.command("apply")
 @click.option("-f", "--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
@@ -306,13 +296,11 @@ def apply(context, path, dry_run, prune):
     lines, answers = [], {}
     for entry in declarative.load(path):
         service_change = _service_change(client, entry)
-        if dry_run and service_change == "created":
-            answer = _dry_run_of_new_service(entry)
-        else:
-            if service_change and not dry_run:
-                client.ensure_service(entry.id, entry.name, entry.description)
-            result = client.apply_schedules(entry.id, entry.schedules, prune=prune, dry_run=dry_run)
-            answer = result.model_dump(mode="json", exclude={"schedules"})
+        if service_change and not dry_run:
+            client.ensure_service(entry.id, entry.name, entry.description)
+        # A dry run for a service not created yet is the server's too: it checks what it would write.
+        result = client.apply_schedules(entry.id, entry.schedules, prune=prune, dry_run=dry_run)
+        answer = result.model_dump(mode="json", exclude={"schedules"})
         answers[entry.id] = {**answer, "service": service_change}
         lines.extend(declarative.diff_lines(entry.id, answer, service_change=service_change))
     context.out.lines(lines, answers)

@@ -178,7 +178,9 @@ class ServiceViewSet(viewsets.GenericViewSet):
         "with its `key`, else one with the same task, timing and time zone (and no other key); matched "
         "schedules are updated when they differ, the rest created, and stored schedules no item matched "
         "deleted (`?prune=false` keeps them). One transaction, each change audited; the per-service cap "
-        "applies to the resulting set. A GET's output can be sent back as is (read-only fields are ignored).",
+        "applies to the resulting set. A GET's output can be sent back as is (read-only fields are ignored). "
+        "With `?dry_run=true` the service need not exist yet: the answer is what creating it and then "
+        "applying the list would do, checked as the real write checks it, and nothing is written.",
         parameters=SCHEDULE_SET_QUERY_PARAMETERS,
         request=ScheduleCreateSerializer(many=True),
         examples=[REPLACE_EXAMPLE],
@@ -186,12 +188,12 @@ class ServiceViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get", "post", "put"], pagination_class=None)
     def schedules(self, request, service_id):
+        if request.method == "PUT":
+            return self._replace_schedules(request, service_id)
         service = service_or_404(service_id)
         if request.method == "GET":
             validated_query(request)
             return Response(ScheduleSerializer(selectors.schedule_list(service=service), many=True).data)
-        if request.method == "PUT":
-            return self._replace_schedules(request, service)
 
         def write():
             data = validated(ScheduleCreateSerializer, request.data)
@@ -200,8 +202,19 @@ class ServiceViewSet(viewsets.GenericViewSet):
 
         return idempotent(request, write)
 
-    def _replace_schedules(self, request, service):
+    def _replace_schedules(self, request, service_id):
         query = validated_query(request, ScheduleSetQuerySerializer)
+        if query["dry_run"] and is_service_id(service_id) and selectors.service_get(service_id) is None:
+            # What applying to a service about to be created would do (the CLI's apply of a new service).
+            result = services.schedule_set_preview_for_new_service(
+                actor=actor_of(request),
+                service_id=service_id,
+                name=service_id,
+                description="",
+                desired=validated_items(request.data),
+            )
+            return Response(ScheduleSetSerializer(schedule_set_body(result, schedules=[])).data)
+        service = service_or_404(service_id)
         result = services.schedule_set_replace(
             actor=actor_of(request),
             service=service,
@@ -209,13 +222,16 @@ class ServiceViewSet(viewsets.GenericViewSet):
             prune=query["prune"],
             dry_run=query["dry_run"],
         )
-        body = {
-            "dry_run": result.dry_run,
-            "summary": result.summary,
-            "changes": [
-                {"action": c.action, "schedule_id": c.schedule_id, "before": c.before, "after": c.after}
-                for c in result.changes
-            ],
-            "schedules": selectors.schedule_list(service=service),
-        }
-        return Response(ScheduleSetSerializer(body).data)
+        return Response(ScheduleSetSerializer(schedule_set_body(result, selectors.schedule_list(service=service))).data)
+
+
+def schedule_set_body(result: services.ScheduleSetResult, schedules) -> dict:
+    return {
+        "dry_run": result.dry_run,
+        "summary": result.summary,
+        "changes": [
+            {"action": c.action, "schedule_id": c.schedule_id, "before": c.before, "after": c.after}
+            for c in result.changes
+        ],
+        "schedules": schedules,
+    }

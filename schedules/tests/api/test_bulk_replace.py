@@ -128,6 +128,21 @@ def test_dry_run_answers_the_diff_and_writes_nothing(api, service):
     assert database_state() == before
 
 
+def test_a_dry_run_for_a_service_not_created_yet_checks_everything_and_writes_nothing(api):
+    """The answer a dry run gives once the service exists; a schedule the write would refuse is
+    refused here too (400), and no service, schedule or audit event is left behind."""
+    before = database_state()
+    url = f"{BASE}/services/not-yet/schedules"
+    body = api.put(f"{url}?dry_run=true", THREE, format="json").json()
+    assert body["summary"] == {"created": 3, "updated": 0, "deleted": 0, "unchanged": 0}
+    assert [change["after"] for change in body["changes"]] == [LOGS, RCA, INDEX]
+    assert body["schedules"] == []
+    bad = [{**THREE[0], "cron_expression": "61 * * * *"}]
+    assert api.put(f"{url}?dry_run=true", bad, format="json").status_code == HTTPStatus.BAD_REQUEST
+    assert database_state() == before
+    assert api.put(url, THREE, format="json").status_code == HTTPStatus.NOT_FOUND
+
+
 def test_replace_over_the_cap_is_refused_whole(api, service, settings):
     """The per-service cap holds for the resulting set: 409 and nothing written."""
     settings.LUFFY_MAX_SCHEDULES_PER_SERVICE = 2
