@@ -51,6 +51,21 @@ def _raised(make_client, steps, **options):
     return run(scenario)
 
 
+def _raised_by(make, steps):
+    """What ``await steps(client)`` raises, on a client ``make()`` gives (closed after)."""
+
+    async def scenario():
+        client = make()
+        try:
+            with pytest.raises(Exception) as raised:
+                await steps(client)
+            return raised.value
+        finally:
+            await _close(client)
+
+    return run(scenario)
+
+
 def test_not_found(make_client):
     async def steps(client, existing):
         await settle(client.get_schedule(uuid.uuid4()))
@@ -114,16 +129,11 @@ def test_reused_idempotency_key(make_client):
 
 
 def test_wrong_key_and_wrong_scheme_are_authentication_failed(make_client, base_url):
-    async def wrong_key():
-        client = make_client(api_key="abcdefgh.wrongwrongwrong")
-        try:
-            with pytest.raises(AuthenticationFailed) as raised:
-                await settle(client.list_services())
-            return raised.value
-        finally:
-            await _close(client)
+    async def list_services(client):
+        await settle(client.list_services())
 
-    exc = run(wrong_key)
+    exc = _raised_by(lambda: make_client(api_key="abcdefgh.wrongwrongwrong"), list_services)
+    assert isinstance(exc, AuthenticationFailed)
     assert (exc.status, exc.code, exc.detail) == (401, "authentication_failed", "Invalid API key.")
     bearer = httpx.get(f"{base_url}/api/v1/task-scheduling/tasks", headers={"Authorization": "Bearer x"})
     assert bearer.json()["detail"].startswith("The Authorization scheme 'Bearer' is not accepted")
@@ -187,18 +197,12 @@ def test_the_live_servers_rate_limit_is_rate_limited(make_client, settings):
         "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "key": "2/min"},
     }
 
-    async def scenario():
-        client = make_client(retries=0)
-        try:
-            for _ in range(2):
-                await settle(client.tasks())
-            with pytest.raises(RateLimited) as raised:
-                await settle(client.tasks())
-            return raised.value
-        finally:
-            await _close(client)
+    async def three_calls(client):
+        for _ in range(3):
+            await settle(client.tasks())
 
-    exc = run(scenario)
+    exc = _raised_by(lambda: make_client(retries=0), three_calls)
+    assert isinstance(exc, RateLimited)
     assert (exc.status, exc.code) == (429, "throttled")
     assert 0 < exc.retry_after <= 60
 
